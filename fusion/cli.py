@@ -1,0 +1,150 @@
+"""`fusion`: the command behind the Makefile — run the platform, migrate, relay, route, operate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from fusion.config import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from fusion.local.platform import run
+
+    return run(PROJECT_ROOT)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from fusion import migrate
+
+    if args.action == "up":
+        migrate.upgrade()
+        print("migrations applied")
+    elif args.action == "down":
+        if not args.target:
+            print("fusion migrate down needs a service (one step back) or a revision, e.g. "
+                  "`fusion migrate down orders` or `fusion migrate down base`", file=sys.stderr)
+            return 2
+        target = f"{args.target}@-1" if args.target in _service_branches() else args.target
+        migrate.downgrade(target)
+        print(f"downgraded to {target}")
+    for branch, current, head in migrate.status():
+        state = "up to date" if current == head else f"behind (head {head})"
+        print(f"{branch:<16}{current or '-':<10}{state}")
+    return 0
+
+
+def _service_branches() -> set[str]:
+    from fusion.registry import SERVICES
+
+    return set(SERVICES)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from fusion.config import settings
+    from fusion.registry import SERVICES
+    from fusion.relay import OutboxRelay
+    from fusion.uow import schema_of
+
+    config = settings()
+    relay = OutboxRelay(config.database_url, config.kafka_brokers, [schema_of(s) for s in SERVICES])
+    if args.once:
+        print(f"published {relay.publish_pending()} events")
+        relay.close()
+        return 0
+    return _run_until_signal(relay.run)
+
+
+def _router(args: argparse.Namespace) -> int:
+    from fusion.config import settings
+    from fusion.registry import load_all
+    from fusion.router import Router
+
+    interval = float(os.environ.get("FUSION_SCHEDULE_INTERVAL", "0")) or None
+    router = Router(list(load_all().values()), settings().kafka_brokers, schedule_interval=interval)
+    router.start()
+    if not router.wait_until_assigned(60):
+        print("warning: some consumer groups were not assigned within 60 s", file=sys.stderr)
+    ready_file = os.environ.get("FUSION_ROUTER_READY_FILE")
+    if ready_file:
+        Path(ready_file).write_text("ready\n")
+    def serve_until(stop: threading.Event) -> None:
+        stop.wait()
+        router.close()
+
+    return _run_until_signal(serve_until)
+
+
+def _run_until_signal(work: Callable[[threading.Event], object]) -> int:
+    import signal
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    work(stop)
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from fusion.config import settings
+    from fusion.kafka import ensure_topics
+    from fusion.topics import all_topic_names
+
+    created = ensure_topics(settings().kafka_brokers, all_topic_names(), partitions=args.partitions)
+    print(f"{len(created)} topics created, {len(all_topic_names()) - len(created)} already there")
+    return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from fusion import dlq
+
+    if args.action == "list":
+        return dlq.list_dead_letters(args.topic)
+    return dlq.replay(args.topic)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusion", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run the whole platform locally").set_defaults(run=_dev)
+    migrate = sub.add_parser("migrate", help="database migrations (Alembic)")
+    migrate.add_argument("action", choices=["up", "status", "down"])
+    migrate.add_argument("target", nargs="?", help="for down: a service (one step back), a revision or base")
+    migrate.set_defaults(run=_migrate)
+    relay = sub.add_parser("relay", help="publish the outbox to Kafka")
+    relay.add_argument("--once", action="store_true", help="one pass, then exit (a sweeper)")
+    relay.set_defaults(run=_relay)
+    sub.add_parser("router", help="deliver Kafka events to the functions (local Knative Eventing)").set_defaults(
+        run=_router)
+    topics = sub.add_parser("topics", help="create the event topics")
+    topics.add_argument("action", choices=["create"])
+    topics.add_argument("--partitions", type=int, default=1)
+    topics.set_defaults(run=_topics)
+    dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("topic", help="the event topic (e.g. order.created) or its .dlq topic")
+    dlq.set_defaults(run=_dlq)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from fusion.config import settings
+
+        settings()
+        result: int = args.run(args)
+        return result
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

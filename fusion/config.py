@@ -1,0 +1,102 @@
+"""Configuration from the environment, checked once at start with clear errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+ENVIRONMENTS = ("development", "staging", "production")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+DEFAULT_LOG_LEVEL = {"development": "debug", "staging": "info", "production": "warn"}
+DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@localhost:5432/ecommerce"
+DEFAULT_KAFKA_BROKERS = "localhost:9092"
+DEFAULT_ORDER_HOLD_SECONDS = 15 * 60
+
+
+class ConfigError(ValueError):
+    """A setting in the environment has a value the platform cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    log_level: str
+    database_url: str
+    kafka_brokers: str
+    stripe_secret_key: str
+    stripe_webhook_secret: str
+    stripe_api_base: str | None
+    public_base_url: str
+    order_hold_seconds: int
+    db_pool_size: int
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return to_sqlalchemy_url(self.database_url)
+
+
+def to_sqlalchemy_url(database_url: str) -> str:
+    """`postgresql://…` as given by operators, with the psycopg 3 driver named for SQLAlchemy."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    raise ConfigError(f"DATABASE_URL must start with postgresql://, got {database_url[:30]!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1; got {value}")
+    return value
+
+
+def _brokers(env: Mapping[str, str]) -> str:
+    value = env.get("KAFKA_BROKERS", "").strip() or DEFAULT_KAFKA_BROKERS
+    for broker in value.split(","):
+        host, _, port = broker.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"KAFKA_BROKERS must be host:port[,host:port…]; got {value!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    environment = _choice(env, "FUSION_ENV", ENVIRONMENTS, "development")
+    database_url = env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+    to_sqlalchemy_url(database_url)
+    stripe_key = env.get("STRIPE_SECRET_KEY", "").strip() or "sk_test_fusion_local"
+    if not stripe_key.startswith(("sk_", "rk_")):
+        raise ConfigError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)")
+    return Settings(
+        environment=environment,
+        log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, DEFAULT_LOG_LEVEL[environment]),
+        database_url=database_url,
+        kafka_brokers=_brokers(env),
+        stripe_secret_key=stripe_key,
+        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", "").strip() or "whsec_fusion_local",
+        stripe_api_base=env.get("STRIPE_API_BASE", "").strip() or None,
+        public_base_url=(env.get("PUBLIC_BASE_URL", "").strip() or "http://127.0.0.1").rstrip("/"),
+        order_hold_seconds=_positive_int(env, "ORDER_HOLD_SECONDS", DEFAULT_ORDER_HOLD_SECONDS),
+        db_pool_size=_positive_int(env, "DB_POOL_SIZE", 10),
+    )
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()

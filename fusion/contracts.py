@@ -1,0 +1,218 @@
+"""Typed payloads of every event (the contracts between services), JSON in camelCase.
+
+Versioned by additive change only: new fields are optional, no field is renamed or removed.
+Money travels as a decimal number next to its ISO 4217 currency, as in the HTTP API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+
+def _json_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+Amount = Annotated[Decimal, PlainSerializer(_json_number, return_type=Any, when_used="json")]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# catalog
+class ProductCreated(Contract):
+    id: str
+    sku: str
+    name: str
+    description: str | None = None
+    price: Amount
+    currency: str
+    inventory: int
+    category: str | None = None
+    created_at: datetime
+
+
+# orders
+class OrderItem(Contract):
+    sku: str
+    quantity: int
+    price: Amount
+
+
+class OrderCreated(Contract):
+    order_id: str
+    customer_id: str
+    total: Amount
+    currency: str
+    items: list[OrderItem]
+    campaign_id: str | None = None
+
+
+class OrderConfirmed(Contract):
+    order_id: str
+    customer_id: str
+    total: Amount
+    currency: str
+
+
+class OrderFailed(Contract):
+    order_id: str
+    customer_id: str
+    reason: str
+
+
+class OrderCancelled(Contract):
+    order_id: str
+    customer_id: str
+    previous_status: str
+    reason: str
+
+
+class OrderExpired(Contract):
+    order_id: str
+    customer_id: str
+    reason: str
+
+
+# inventory
+class StockLine(Contract):
+    sku: str
+    quantity: int
+
+
+class InventoryReserved(Contract):
+    order_id: str
+    items: list[StockLine]
+
+
+class InventoryInsufficient(Contract):
+    order_id: str
+    sku: str
+    requested: int
+    available: int
+
+
+class InventoryReleased(Contract):
+    order_id: str
+    items: list[StockLine]
+    reason: str
+
+
+# group commerce
+class Campaign(Contract):
+    id: str
+    product_id: str
+    sku: str
+    status: str
+    min_participants: int
+    max_participants: int
+    actual_participants: int
+    discount_percentage: Amount
+    original_price: Amount
+    group_price: Amount
+    currency: str
+    expires_at: datetime
+    created_at: datetime | None = None
+
+
+class CampaignCreated(Contract):
+    campaign: Campaign
+
+
+class CampaignJoined(Contract):
+    campaign: Campaign
+    user_id: str
+
+
+class CampaignSuccessful(Contract):
+    campaign: Campaign
+    participants: list[str]
+
+
+class CampaignExpired(Contract):
+    campaign: Campaign
+    participants: list[str]
+
+
+class CampaignClosed(Contract):
+    campaign: Campaign
+    participants: list[str] | None = None
+
+
+# payments
+class PaymentCreated(Contract):
+    payment_id: str
+    order_id: str
+    amount: Amount
+    currency: str
+    status: str
+    provider_payment_id: str | None = None
+
+
+class PaymentSucceeded(Contract):
+    payment_id: str
+    order_id: str
+    amount: Amount
+    currency: str
+
+
+class PaymentFailed(Contract):
+    payment_id: str
+    order_id: str
+    reason: str
+
+
+class PaymentRefunded(Contract):
+    payment_id: str
+    order_id: str
+    amount: Amount
+    currency: str
+
+
+# shipping
+class LabelCreated(Contract):
+    order_id: str
+    shipment_id: str
+    tracking_number: str
+    carrier: str
+    label_url: str
+
+
+class ShipmentDelivered(Contract):
+    order_id: str
+    shipment_id: str
+    tracking_number: str
+    delivered_at: datetime
+
+
+CONTRACTS: dict[str, type[Contract]] = {
+    "product.created": ProductCreated,
+    "order.created": OrderCreated,
+    "order.confirmed": OrderConfirmed,
+    "order.failed": OrderFailed,
+    "order.cancelled": OrderCancelled,
+    "order.expired": OrderExpired,
+    "inventory.reserved": InventoryReserved,
+    "inventory.insufficient": InventoryInsufficient,
+    "inventory.released": InventoryReleased,
+    "group-commerce.campaign.created": CampaignCreated,
+    "group-commerce.campaign.joined": CampaignJoined,
+    "group-commerce.campaign.successful": CampaignSuccessful,
+    "group-commerce.campaign.expired": CampaignExpired,
+    "group-commerce.campaign.closed": CampaignClosed,
+    "payment.created": PaymentCreated,
+    "payment.succeeded": PaymentSucceeded,
+    "payment.failed": PaymentFailed,
+    "payment.refunded": PaymentRefunded,
+    "shipping.label.created": LabelCreated,
+    "shipping.delivered": ShipmentDelivered,
+}

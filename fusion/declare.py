@@ -1,0 +1,301 @@
+"""Declaring functions: decorators that register a function and adapt it to functions-framework.
+
+Every function is an HTTP-signature function (`flask.Request -> flask.Response`), so one process
+can serve it alone (a Knative Service, `FUNCTION_TARGET`) or next to the rest of its service
+(the local platform). Event handlers answer as the Knative Kafka data plane expects: 204 with an
+empty body when done, 400 for an event that can never be processed (dead-lettered at once),
+5xx to be retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from fusion import logs
+from fusion.binding import Event, InvalidEvent, from_http
+from fusion.config import settings
+from fusion.db import database_reachable
+from fusion.registry import Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
+from fusion.topics import PING_TYPE, topic
+from fusion.uow import UnitOfWork, current_traceparent, unit_of_work
+from fusion.web import ApiError, json_response, utc_now
+
+HttpFunction = Callable[[flask.Request], flask.Response]
+QueryFn = Callable[[flask.Request, dict[str, str]], flask.Response]
+CommandFn = Callable[[flask.Request, dict[str, str], UnitOfWork], flask.Response]
+EventFn = Callable[[Event, UnitOfWork], None]
+ScheduledFn = Callable[[Event], None]
+P = TypeVar("P", bound=BaseModel)
+
+log = logging.getLogger("fusion.functions")
+DONE = 204
+
+
+class UnprocessableEvent(Exception):
+    """An event that will never succeed (bad payload): answered 400 so it is dead-lettered at once."""
+
+
+def payload_of(event: Event, model: type[P]) -> P:
+    try:
+        return model.model_validate(event.json())
+    except (ValidationError, InvalidEvent) as exc:
+        raise UnprocessableEvent(f"{event.type} payload does not match its contract: {exc}") from None
+
+
+def boot(service: str) -> None:
+    """Check the configuration (a bad value stops the process with a clear error) and set up logs."""
+    logs.configure(settings().log_level)
+    logs.bind(service=service)
+
+
+def health(service: str) -> flask.Response:
+    ok = database_reachable()
+    body = {"status": "ok" if ok else "unavailable", "service": service, "timestamp": utc_now()}
+    return json_response(body, 200 if ok else 503)
+
+
+def _is_health(request: flask.Request) -> bool:
+    return request.method == "GET" and request.path.rstrip("/") == "/health"
+
+
+def _internal_error(spec: FunctionSpec, exc: BaseException) -> flask.Response:
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        log.warning("database unavailable in %s: %s", spec.name, exc)
+        return ApiError(503, "database unavailable, try again").response()
+    log.exception("unexpected error in %s", spec.name)
+    return json_response({"error": "internal", "message": "internal error"}, 500)
+
+
+def _empty(status: int = DONE) -> flask.Response:
+    return flask.Response(b"", status=status)
+
+
+def _wrap(spec: FunctionSpec, serve: Callable[[flask.Request], flask.Response]) -> HttpFunction:
+    def function(request: flask.Request) -> flask.Response:
+        if _is_health(request):
+            return health(spec.service)
+        token = current_traceparent.set(request.headers.get("traceparent"))
+        try:
+            with logs.log_context(service=spec.service, function=spec.name):
+                return serve(request)
+        except ApiError as exc:
+            return exc.response()
+        except Exception as exc:
+            return _internal_error(spec, exc)
+        finally:
+            current_traceparent.reset(token)
+
+    function.__name__ = spec.target
+    function.spec = spec  # type: ignore[attr-defined]
+    register(spec, function)
+    return function
+
+
+def _routes(routes: Iterable[str]) -> tuple[Route, ...]:
+    parsed = []
+    for route in routes:
+        method, _, path = route.partition(" ")
+        parsed.append(Route(method.upper(), path))
+    return tuple(parsed)
+
+
+def _match(spec: FunctionSpec, request: flask.Request) -> dict[str, str]:
+    for route in spec.routes:
+        params = route.match(request.method, request.path)
+        if params is not None:
+            return params
+    if any(route.pattern.match(request.path) for route in spec.routes):
+        raise ApiError(405, f"{request.method} is not allowed on {request.path}")
+    raise ApiError(404, f"no route for {request.method} {request.path}")
+
+
+def _http_spec(name: str, service: str, routes: Iterable[str], summary: str, target: str) -> FunctionSpec:
+    return FunctionSpec(name=name, target=target, service=service, kind="http", routes=_routes(routes),
+                        summary=summary)
+
+
+def query(
+    name: str, *, service: str, routes: Iterable[str], summary: str = ""
+) -> Callable[[QueryFn], HttpFunction]:
+    """A read-only HTTP function."""
+
+    def decorate(fn: QueryFn) -> HttpFunction:
+        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__)
+        return _wrap(spec, lambda request: fn(request, _match(spec, request)))
+
+    return decorate
+
+
+def command(
+    name: str, *, service: str, routes: Iterable[str], summary: str = ""
+) -> Callable[[CommandFn], HttpFunction]:
+    """An HTTP function that changes state in one unit of work, honouring an `Idempotency-Key` header."""
+
+    def decorate(fn: CommandFn) -> HttpFunction:
+        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__)
+
+        def serve(request: flask.Request) -> flask.Response:
+            params = _match(spec, request)
+            key = request.headers.get("Idempotency-Key", "").strip()
+            with unit_of_work(service) as uow:
+                if key:
+                    replay = _claim_idempotency_key(uow, spec.name, key, request)
+                    if replay is not None:
+                        return replay
+                response = fn(request, params, uow)
+                if key:
+                    _remember_response(uow, spec.name, key, response)
+                return response
+
+        return _wrap(spec, serve)
+
+    return decorate
+
+
+def _request_hash(request: flask.Request) -> str:
+    digest = hashlib.sha256(request.path.encode() + b"\0" + request.get_data(cache=True))
+    return digest.hexdigest()
+
+
+def _claim_idempotency_key(uow: UnitOfWork, scope: str, key: str, request: flask.Request) -> flask.Response | None:
+    if len(key) > 255:
+        raise ApiError(400, "Idempotency-Key must be at most 255 characters", field="Idempotency-Key")
+    request_hash = _request_hash(request)
+    claimed = uow.execute(
+        f"INSERT INTO {uow.schema}.idempotency_keys (scope, key, request_hash, status, body) "
+        "VALUES (:scope, :key, :hash, 0, 'null') ON CONFLICT DO NOTHING RETURNING 1",
+        {"scope": scope, "key": key, "hash": request_hash},
+    ).first()
+    if claimed is not None:
+        return None
+    stored = uow.execute(
+        f"SELECT request_hash, status, body::text FROM {uow.schema}.idempotency_keys "
+        "WHERE scope = :scope AND key = :key",
+        {"scope": scope, "key": key},
+    ).one()
+    if stored.request_hash != request_hash:
+        raise ApiError(422, "Idempotency-Key was already used with a different request",
+                       code="idempotency_key_reused", field="Idempotency-Key")
+    return flask.Response(stored.body, status=stored.status, mimetype="application/json",
+                          headers={"Idempotent-Replayed": "true"})
+
+
+def _remember_response(uow: UnitOfWork, scope: str, key: str, response: flask.Response) -> None:
+    uow.execute(
+        f"UPDATE {uow.schema}.idempotency_keys SET status = :status, body = CAST(:body AS jsonb) "
+        "WHERE scope = :scope AND key = :key",
+        {"scope": scope, "key": key, "status": response.status_code,
+         "body": response.get_data(as_text=True) or "null"},
+    )
+
+
+def _event_spec(name: str, service: str, kind: Kind, topics: tuple[str, ...], delivery: Delivery,
+                schedule: str | None, summary: str, target: str) -> FunctionSpec:
+    for topic_name in topics:
+        topic(topic_name)  # an unknown topic fails at declaration
+    return FunctionSpec(name=name, target=target, service=service, kind=kind, topics=topics,
+                        delivery=delivery, schedule=schedule, summary=summary)
+
+
+def _read_event(request: flask.Request) -> Event:
+    if request.method != "POST":
+        raise ApiError(405, "CloudEvents are delivered with POST")
+    try:
+        return from_http(dict(request.headers), request.get_data())
+    except InvalidEvent as exc:
+        raise ApiError(400, str(exc), code="invalid_cloudevent") from None
+
+
+def event_handler(name: str, *, service: str, topics: Iterable[str], delivery: Delivery,
+                  summary: str = "") -> Callable[[EventFn], HttpFunction]:
+    """A CloudEvent handler: its effect and the inbox record commit together, so effects are exactly-once."""
+
+    def decorate(fn: EventFn) -> HttpFunction:
+        spec = _event_spec(name, service, "cloudevent", tuple(topics), delivery, None,
+                           summary or (fn.__doc__ or "").strip(), fn.__name__)
+        handled = {topic(t).type for t in spec.topics}
+
+        def serve(request: flask.Request) -> flask.Response:
+            event = _read_event(request)
+            if event.type not in handled:
+                log.warning("ignored event of type %s: %s handles %s", event.type, name, sorted(handled))
+                return _empty()
+            with logs.log_context(eventId=event.id, eventType=event.type):
+                current_traceparent.set(event.attributes.get("traceparent"))
+                try:
+                    with unit_of_work(service) as uow:
+                        if uow.first_delivery(spec.name, event):
+                            fn(event, uow)
+                        else:
+                            log.info("duplicate delivery of %s ignored", event.id)
+                except UnprocessableEvent as exc:
+                    log.error("unprocessable event %s: %s", event.id, exc)
+                    return ApiError(400, str(exc), code="unprocessable_event").response()
+            return _empty()
+
+        return _wrap(spec, serve)
+
+    return decorate
+
+
+def scheduled(name: str, *, service: str, schedule: str, delivery: Delivery | None = None,
+              summary: str = "") -> Callable[[ScheduledFn], HttpFunction]:
+    """A function fired on a cron schedule (a PingSource in the cluster, the local router on a laptop)."""
+
+    def decorate(fn: ScheduledFn) -> HttpFunction:
+        spec = _event_spec(name, service, "scheduled", (), delivery or Delivery(retries=2, delay=1.0), schedule,
+                           summary or (fn.__doc__ or "").strip(), fn.__name__)
+
+        def serve(request: flask.Request) -> flask.Response:
+            event = _read_event(request)
+            if event.type != PING_TYPE:
+                log.warning("ignored event of type %s: %s runs on %s", event.type, name, PING_TYPE)
+                return _empty()
+            with logs.log_context(eventId=event.id):
+                fn(event)
+            return _empty()
+
+        return _wrap(spec, serve)
+
+    return decorate
+
+
+def _call(name: str, request: flask.Request) -> flask.Response:
+    function: HttpFunction = callable_of(name)
+    return function(request)
+
+
+def service_dispatcher(service: str) -> HttpFunction:
+    """One HTTP function serving all of a service's functions (the local platform's process per service)."""
+
+    def serve(request: flask.Request) -> flask.Response:
+        if _is_health(request):
+            return health(service)
+        specs = functions_of(service)
+        if request.path.startswith("/_functions/"):
+            name = request.path.removeprefix("/_functions/").strip("/")
+            if any(spec.name == name and spec.kind != "http" for spec in specs):
+                return _call(name, request)
+        method_mismatch = False
+        for spec in specs:
+            for route in spec.routes:
+                if route.match(request.method, request.path) is not None:
+                    return _call(spec.name, request)
+                method_mismatch = method_mismatch or bool(route.pattern.match(request.path))
+        if method_mismatch:
+            return ApiError(405, f"{request.method} is not allowed on {request.path}").response()
+        return ApiError(404, f"no route for {request.method} {request.path}").response()
+
+    serve.__name__ = "serve"
+    return serve
+
+
+

@@ -1,0 +1,68 @@
+"""Kafka clients (confluent-kafka) with the settings this platform relies on, and topic creation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+log = logging.getLogger("fusion.kafka")
+
+
+def producer(brokers: str, **overrides: Any) -> Producer:
+    config: dict[str, Any] = {
+        "bootstrap.servers": brokers,
+        "enable.idempotence": False,
+        "acks": "all",
+        "linger.ms": 1,
+        # A record that cannot be delivered in time fails fast, so its outbox row stays unpublished
+        # and is retried by the relay, instead of waiting in librdkafka's queue.
+        "message.timeout.ms": 5000,
+        "socket.timeout.ms": 5000,
+        "reconnect.backoff.max.ms": 1000,
+        "topic.metadata.refresh.interval.ms": 5000,
+    }
+    config.update(overrides)
+    return Producer(config)
+
+
+def consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
+    config: dict[str, Any] = {
+        "bootstrap.servers": brokers,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        # The broker holds a group join for about session.timeout.ms / 2 (23 s with the defaults).
+        "session.timeout.ms": 2000,
+        "heartbeat.interval.ms": 500,
+        "max.poll.interval.ms": 10000,
+        "fetch.wait.max.ms": 50,
+        "reconnect.backoff.max.ms": 1000,
+        "topic.metadata.refresh.interval.ms": 2000,
+        "allow.auto.create.topics": False,
+    }
+    config.update(overrides)
+    return Consumer(config)
+
+
+def ensure_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 10.0) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": 5000})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [name for name in names if name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in missing], request_timeout=timeout)
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    log.info("created topics %s", created)
+    return created

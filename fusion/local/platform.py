@@ -1,0 +1,232 @@
+"""`fusion dev`: the whole platform on one machine, each embedded part replaced by the real one
+when its environment variable is set (DATABASE_URL, KAFKA_BROKERS, STRIPE_SECRET_KEY)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fusion.local.infra import ManagedProcess, start_broker, start_localstripe, start_postgres, wait_for_port
+from fusion.registry import SERVICES
+
+LOCAL_WEBHOOK_SECRET = "whsec_fusion_local"
+LOCAL_STRIPE_KEY = "sk_test_fusion_local"
+
+
+@dataclass
+class Ports:
+    postgres: int = 5432
+    broker: int = 9092
+    stripe: int = 8420
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Ports:
+        return cls(
+            postgres=int(env.get("FUSION_PG_PORT", "5432")),
+            broker=int(env.get("FUSION_BROKER_PORT", "9092")),
+            stripe=int(env.get("FUSION_STRIPE_PORT", "8420")),
+        )
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    address: str
+    log: Path
+
+
+@dataclass
+class Platform:
+    root: Path
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    backing: list[ManagedProcess] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".fusion"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def start(self, progress: bool = True) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        ports = Ports.from_env(self.env)
+        def say(message: str) -> None:
+            if progress:
+                print(message, flush=True)
+
+        say("starting backing services…")
+        self._backing_services(ports)
+        say("applying migrations…")
+        self._migrate_and_create_topics()
+        say("starting functions, outbox relay and event router…")
+        for service in SERVICES.values():
+            self._spawn_service(service.name, service.source, service.port)
+        self._spawn_eventing()
+        self._wait_until_ready()
+        self._register_stripe_webhook()
+
+    def _backing_services(self, ports: Ports) -> None:
+        env = self.env
+        if not env.get("DATABASE_URL"):
+            pg = start_postgres(self.state_dir / "postgres", ports.postgres, log_file=self.log_dir / "postgres.log")
+            self.backing.append(pg)
+            env["DATABASE_URL"] = pg.url
+            self.notes["postgres"] = f"{pg.url}  (embedded, data in .fusion/postgres)"
+        else:
+            self.notes["postgres"] = "DATABASE_URL (external)"
+        if not env.get("KAFKA_BROKERS"):
+            broker = start_broker(ports.broker, log_file=self.log_dir / "broker.log")
+            self.backing.append(broker)
+            env["KAFKA_BROKERS"] = broker.url
+            self.notes["broker"] = f"{broker.url}  (embedded Tansu, memory only)"
+        else:
+            self.notes["broker"] = f"{env['KAFKA_BROKERS']}  (external)"
+        if not env.get("STRIPE_SECRET_KEY"):
+            stripe = start_localstripe(ports.stripe, log_file=self.log_dir / "stripe.log")
+            self.backing.append(stripe)
+            env.update(STRIPE_SECRET_KEY=LOCAL_STRIPE_KEY, STRIPE_API_BASE=stripe.url,
+                       STRIPE_WEBHOOK_SECRET=LOCAL_WEBHOOK_SECRET, STRIPE_AUTO_CONFIRM="true")
+            self.notes["stripe"] = f"{stripe.url}  (localstripe, auto-confirming test cards)"
+        else:
+            self.notes["stripe"] = "STRIPE_SECRET_KEY (Stripe API)"
+        env.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1")
+        env.setdefault("THREADS", "32")
+
+    def _migrate_and_create_topics(self) -> None:
+        self._run_cli(["migrate", "up"])
+        self._run_cli(["topics", "create"])
+
+    def _run_cli(self, args: list[str]) -> None:
+        result = subprocess.run([sys.executable, "-m", "fusion.cli", *args], env=self.env, cwd=self.root,
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"`fusion {' '.join(args)}` failed:\n{result.stderr[-3000:]}")
+
+    def _spawn(self, name: str, command: list[str], address: str) -> None:
+        log = self.log_dir / f"{name}.log"
+        with log.open("ab") as sink:
+            process = subprocess.Popen(command, cwd=self.root, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children.append(Child(name, process, address, log))
+
+    def _spawn_service(self, name: str, source: str, port: int) -> None:
+        command = [sys.executable, "-m", "functions_framework", "--source", source, "--target", "serve",
+                   "--host", "127.0.0.1", "--port", str(port)]
+        self._spawn(name, command, f"http://127.0.0.1:{port}")
+
+    def _spawn_eventing(self) -> None:
+        ready = self.state_dir / "router.ready"
+        ready.unlink(missing_ok=True)
+        self.env["FUSION_ROUTER_READY_FILE"] = str(ready)
+        self._spawn("relay", [sys.executable, "-m", "fusion.cli", "relay"], "outbox → Kafka")
+        self._spawn("router", [sys.executable, "-m", "fusion.cli", "router"], "Kafka → functions")
+
+    def _wait_until_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for service in SERVICES.values():
+            self.check_children()
+            wait_for_port("127.0.0.1", service.port, max(1.0, deadline - time.monotonic()))
+            _wait_healthy(f"http://127.0.0.1:{service.port}/health", deadline, self.check_children)
+        ready = Path(self.env["FUSION_ROUTER_READY_FILE"])
+        while not ready.exists():
+            self.check_children()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the event router did not join its consumer groups in time (see router.log)")
+            time.sleep(0.1)
+
+    def _register_stripe_webhook(self) -> None:
+        api_base = self.env.get("STRIPE_API_BASE")
+        if not api_base:
+            return
+        body = json.dumps({
+            "url": f"http://127.0.0.1:{SERVICES['payments'].port}/payments/webhook",
+            "secret": self.env["STRIPE_WEBHOOK_SECRET"],
+            "events": ["payment_intent.succeeded", "payment_intent.payment_failed"],
+        }).encode()
+        request = urllib.request.Request(f"{api_base}/_config/webhooks/fusioncommerce", data=body, method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {self.env['STRIPE_SECRET_KEY']}"})
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def check_children(self) -> None:
+        for child in self.children:
+            if child.process.poll() is not None:
+                tail = child.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{child.name} exited with code {child.process.returncode}:\n{tail}")
+
+    def table(self) -> str:
+        rows = [(c.name, c.address, str(c.process.pid)) for c in self.children]
+        rows += [(name, note, "") for name, note in self.notes.items()]
+        width = max(len(r[0]) for r in rows) + 2
+        lines = [f"{'part':<{width}}{'where':<58}pid", f"{'-' * (width - 2):<{width}}{'-' * 56:<58}---"]
+        lines += [f"{name:<{width}}{where:<58}{pid}" for name, where, pid in rows]
+        lines.append(f"logs in {self.log_dir}")
+        return "\n".join(lines)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        self.children.clear()
+        for backing in reversed(self.backing):
+            backing.stop()
+        self.backing.clear()
+
+
+def _wait_healthy(url: str, deadline: float, check: object) -> None:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if callable(check):
+            check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 in time")
+        time.sleep(0.1)
+
+
+def run(root: Path) -> int:
+    """Start everything, print what runs where, and stop it all on Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    platform = Platform(root)
+    try:
+        started = time.monotonic()
+        platform.start()
+        print(platform.table())
+        print(f"FusionCommerce is ready in {time.monotonic() - started:.1f} s — Ctrl-C stops everything.", flush=True)
+        while not stop.wait(0.5):
+            platform.check_children()
+        print("stopping…")
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        platform.stop()
+        print("stopped.", flush=True)

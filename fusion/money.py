@@ -1,0 +1,68 @@
+"""Money as integer minor units plus an ISO 4217 currency; decimal amounts at the API edge."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+_TWO_DECIMALS = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CNY
+COP CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS
+INR IRR KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN
+NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP
+STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD UYU UZS VES WST XCD YER ZAR ZMW ZWL
+"""
+_NO_DECIMALS = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF"
+_THREE_DECIMALS = "BHD IQD JOD KWD LYD OMR TND"
+
+# ISO 4217 active codes with their minor-unit exponent (codes not listed here are refused).
+_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(_TWO_DECIMALS.split(), 2),
+    **dict.fromkeys(_NO_DECIMALS.split(), 0),
+    **dict.fromkeys(_THREE_DECIMALS.split(), 3),
+}
+
+
+class MoneyError(ValueError):
+    """An amount or currency the platform refuses."""
+
+
+def normalise_currency(code: object) -> str:
+    if not isinstance(code, str) or code.strip().upper() not in _EXPONENTS:
+        raise MoneyError(f"unknown ISO 4217 currency {code!r}")
+    return code.strip().upper()
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS[normalise_currency(currency)]
+
+
+def to_minor(amount: object, currency: str) -> int:
+    """Decimal amount → integer minor units; refuses precision the currency does not have."""
+    if isinstance(amount, bool) or not isinstance(amount, int | float | str | Decimal):
+        raise MoneyError("must be a number")
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise MoneyError("must be a number") from None
+    if not value.is_finite():
+        raise MoneyError("must be a finite number")
+    places = exponent(currency)
+    minor = value.scaleb(places)
+    if minor != minor.to_integral_value():
+        raise MoneyError(f"has more than {places} decimal places, which {currency.upper()} does not allow")
+    return int(minor)
+
+
+def to_decimal(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-exponent(currency))
+
+
+def to_json_number(minor: int, currency: str) -> float | int:
+    """Minor units → the JSON number the API returns (an int for zero-decimal currencies)."""
+    places = exponent(currency)
+    return minor if places == 0 else float(to_decimal(minor, currency))
+
+
+def percent_of(minor: int, percent: Decimal) -> int:
+    """`percent`% of an amount in minor units, rounded half up to a whole minor unit."""
+    return int((Decimal(minor) * percent / 100).to_integral_value(rounding=ROUND_HALF_UP))

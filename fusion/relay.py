@@ -1,0 +1,159 @@
+"""The outbox relay: publishes committed outbox rows to Kafka.
+
+It wakes on the NOTIFY that every unit of work sends at commit, so an event is published right
+after its transaction commits, and it sweeps every `sweep_interval` seconds for rows left behind
+while the broker was down. Rows are marked published only once the broker acknowledged them, so
+nothing is lost; a row may be published twice after a crash, which the consumers' inbox absorbs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from fusion.binding import Event, to_kafka
+from fusion.kafka import ensure_topics, producer
+from fusion.topics import all_topic_names
+from fusion.uow import OUTBOX_CHANNEL
+
+log = logging.getLogger("fusion.relay")
+BATCH_SIZE = 500
+KEEP_PUBLISHED_SECONDS = 24 * 3600
+
+
+class PublishFailed(RuntimeError):
+    """Some outbox rows were not acknowledged by the broker; they stay unpublished."""
+
+
+def libpq_url(database_url: str) -> str:
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+class OutboxRelay:
+    def __init__(self, database_url: str, brokers: str, schemas: list[str], *, flush_timeout: float = 10.0):
+        self.database_url = libpq_url(database_url)
+        self.brokers = brokers
+        self.schemas = schemas
+        self.flush_timeout = flush_timeout
+        self._producer: Any = None
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self.published = 0
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.database_url, row_factory=tuple_row, connect_timeout=3)
+        return self._conn
+
+    def _kafka(self) -> Any:
+        if self._producer is None:
+            self._producer = producer(self.brokers)
+        return self._producer
+
+    def publish_pending(self) -> int:
+        """One pass over every schema's outbox; returns how many rows were published."""
+        total = 0
+        for schema in self.schemas:
+            while True:
+                count, full_batch = self._publish_batch(schema)
+                total += count
+                if not full_batch:
+                    break
+        self.published += total
+        return total
+
+    def _publish_batch(self, schema: str) -> tuple[int, bool]:
+        conn = self._connection()
+        with conn.transaction():
+            rows = conn.execute(
+                f"SELECT id, topic, attributes, payload FROM {schema}.outbox WHERE published_at IS NULL "
+                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (BATCH_SIZE,),
+            ).fetchall()
+            if not rows:
+                return 0, False
+            delivered = self._produce(rows)
+            if delivered:
+                conn.execute(f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY(%s)", (delivered,))
+        if len(delivered) < len(rows):
+            raise PublishFailed(f"{len(rows) - len(delivered)} of {len(rows)} events from {schema} not acknowledged")
+        return len(rows), len(rows) == BATCH_SIZE
+
+    def _produce(self, rows: list[tuple[Any, ...]]) -> list[int]:
+        kafka = self._kafka()
+        delivered: list[int] = []
+
+        def acknowledged(row_id: int) -> Callable[[Any, Any], None]:
+            def callback(error: Any, _message: Any) -> None:
+                if error is None:
+                    delivered.append(row_id)
+                else:
+                    log.warning("broker refused outbox row %s: %s", row_id, error)
+
+            return callback
+
+        for row_id, topic_name, attributes, payload in rows:
+            key, value, headers = to_kafka(Event(attributes, bytes(payload) if payload is not None else None))
+            kafka.produce(topic_name, value=value, key=key, headers=headers, on_delivery=acknowledged(row_id))
+            kafka.poll(0)
+        kafka.flush(self.flush_timeout)
+        return delivered
+
+    def delete_published(self, older_than: float = KEEP_PUBLISHED_SECONDS) -> None:
+        conn = self._connection()
+        with conn.transaction():
+            for schema in self.schemas:
+                conn.execute(
+                    f"DELETE FROM {schema}.outbox WHERE published_at < now() - make_interval(secs => %s)",
+                    (older_than,),
+                )
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(2)
+        if self._conn is not None:
+            self._conn.close()
+
+    def run(self, stop: threading.Event, sweep_interval: float = 1.0) -> None:
+        """Publish on every commit notification and every sweep, until `stop` is set."""
+        backoff = 0.5
+        last_cleanup = 0.0
+        listener: psycopg.Connection[tuple[Any, ...]] | None = None
+        while not stop.is_set():
+            try:
+                if listener is None or listener.closed:
+                    listener = psycopg.connect(self.database_url, autocommit=True, connect_timeout=3)
+                    listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                self.publish_pending()
+                backoff = 0.5
+                if time.monotonic() - last_cleanup > 60:
+                    self.delete_published()
+                    last_cleanup = time.monotonic()
+                for _ in listener.notifies(timeout=sweep_interval, stop_after=1):
+                    pass
+            except PublishFailed as exc:
+                log.warning("%s; retrying in %.1f s", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                self._recreate_topics()
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable for the relay: %s; retrying in %.1f s", exc, backoff)
+                listener = None
+                self._conn = None
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        if listener is not None:
+            listener.close()
+        self.close()
+
+    def _recreate_topics(self) -> None:
+        """A memory-only broker that restarted has lost its topics: create them again."""
+        try:
+            ensure_topics(self.brokers, all_topic_names(), timeout=3)
+        except Exception as exc:
+            log.info("topics not checked, broker still unavailable: %s", exc)
