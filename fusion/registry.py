@@ -7,6 +7,7 @@ the consistency checks are all derived from these declarations.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ class Service:
     @property
     def package(self) -> str:
         return self.name.replace("-", "_")
+
+    @property
+    def local_port(self) -> int:
+        """The port on a laptop: the original one, shifted by FUSION_PORT_OFFSET (tests run beside `make dev`)."""
+        return self.port + int(os.environ.get("FUSION_PORT_OFFSET", "0") or 0)
 
     @property
     def source(self) -> str:

@@ -54,7 +54,7 @@ def subscriptions(specs: list[FunctionSpec], base_url: Callable[[FunctionSpec], 
 
 
 def local_url(spec: FunctionSpec) -> str:
-    return f"http://127.0.0.1:{spec.service_spec.port}"
+    return f"http://127.0.0.1:{spec.service_spec.local_port}"
 
 
 class Sender:

@@ -54,7 +54,7 @@ class Platform:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".fusion"
+        return Path(self.env.get("FUSION_STATE_DIR") or self.root / ".fusion")
 
     @property
     def log_dir(self) -> Path:
@@ -73,7 +73,7 @@ class Platform:
         self._migrate_and_create_topics()
         say("starting functions, outbox relay and event router…")
         for service in SERVICES.values():
-            self._spawn_service(service.name, service.source, service.port)
+            self._spawn_service(service.name, service.source, service.local_port)
         self._spawn_eventing()
         self._wait_until_ready()
         self._register_stripe_webhook()
@@ -84,7 +84,7 @@ class Platform:
             pg = start_postgres(self.state_dir / "postgres", ports.postgres, log_file=self.log_dir / "postgres.log")
             self.backing.append(pg)
             env["DATABASE_URL"] = pg.url
-            self.notes["postgres"] = f"{pg.url}  (embedded, data in .fusion/postgres)"
+            self.notes["postgres"] = f"{pg.url}  (embedded, data in {self.state_dir / 'postgres'})"
         else:
             self.notes["postgres"] = "DATABASE_URL (external)"
         if not env.get("KAFKA_BROKERS"):
@@ -138,8 +138,8 @@ class Platform:
         deadline = time.monotonic() + timeout
         for service in SERVICES.values():
             self.check_children()
-            wait_for_port("127.0.0.1", service.port, max(1.0, deadline - time.monotonic()))
-            _wait_healthy(f"http://127.0.0.1:{service.port}/health", deadline, self.check_children)
+            wait_for_port("127.0.0.1", service.local_port, max(1.0, deadline - time.monotonic()))
+            _wait_healthy(f"http://127.0.0.1:{service.local_port}/health", deadline, self.check_children)
         ready = Path(self.env["FUSION_ROUTER_READY_FILE"])
         while not ready.exists():
             self.check_children()
@@ -152,7 +152,7 @@ class Platform:
         if not api_base:
             return
         body = json.dumps({
-            "url": f"http://127.0.0.1:{SERVICES['payments'].port}/payments/webhook",
+            "url": f"http://127.0.0.1:{SERVICES['payments'].local_port}/payments/webhook",
             "secret": self.env["STRIPE_WEBHOOK_SECRET"],
             "events": ["payment_intent.succeeded", "payment_intent.payment_failed"],
         }).encode()

@@ -1,0 +1,37 @@
+# FusionCommerce — `make dev` runs the platform, `make test` passes the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: dev test lint typecheck unit bench render check-manifests migrate clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+dev: $(INSTALLED)
+	$(BIN)/fusion dev
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85
+
+unit: $(INSTALLED)
+	$(BIN)/python -m pytest tests/unit -q
+
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks.run
+
+migrate: $(INSTALLED)
+	$(BIN)/fusion migrate up
+
+clean:
+	rm -rf $(VENV) .fusion .coverage .mypy_cache .pytest_cache .ruff_cache
