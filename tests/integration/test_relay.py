@@ -46,7 +46,7 @@ def test_an_event_of_a_rolled_back_transaction_is_never_written(clean_db: str) -
 def test_relay_keeps_rows_while_the_broker_is_unreachable(clean_db: str) -> None:
     stage_event(f"down-{uuid.uuid4()}")
     relay = OutboxRelay(clean_db, "127.0.0.1:1", ["inventory"], flush_timeout=1.0)
-    relay._kafka()  # noqa: SLF001
+    relay._kafka()
     try:
         try:
             relay.publish_pending()
@@ -55,7 +55,7 @@ def test_relay_keeps_rows_while_the_broker_is_unreachable(clean_db: str) -> None
         else:
             raise AssertionError("publishing to an unreachable broker must fail")
     finally:
-        relay._producer.purge()  # noqa: SLF001
+        relay._producer.purge()
         relay.close()
     assert unpublished() == 1
 

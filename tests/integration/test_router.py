@@ -36,7 +36,7 @@ class Subscriber:
         subscriber = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 subject = self.headers.get("ce-subject", "")
                 subscriber.attempts.setdefault(subject, []).append((time.monotonic(), dict(self.headers)))

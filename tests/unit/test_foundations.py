@@ -1,0 +1,136 @@
+"""Pure foundations: money, configuration, cron schedules, the delivery contract, routes and backoff."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from fusion.binding import Event
+from fusion.config import ConfigError, load_settings, to_sqlalchemy_url
+from fusion.cron import Cron, CronError
+from fusion.delivery import Attempt, Verdict, dead_letter, judge
+from fusion.money import MoneyError, percent_of, to_decimal, to_json_number, to_minor
+from fusion.registry import Delivery, Route
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [(19.99, "USD", 1999), ("0.1", "usd", 10), (1500, "JPY", 1500), ("1.234", "KWD", 1234), (0, "EUR", 0)],
+)
+def test_amounts_convert_exactly_to_minor_units(amount: object, currency: str, minor: int) -> None:
+    assert to_minor(amount, currency) == minor
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "problem"),
+    [(10.5, "JPY", "decimal places"), (1.999, "USD", "decimal places"), (1, "XYZ", "unknown"),
+     ("abc", "USD", "number"), (True, "USD", "number"), ("NaN", "USD", "finite")],
+)
+def test_bad_amounts_are_refused(amount: object, currency: str, problem: str) -> None:
+    with pytest.raises(MoneyError, match=problem):
+        to_minor(amount, currency)
+
+
+def test_minor_units_back_to_decimals_and_percentages() -> None:
+    assert to_decimal(1999, "USD") == Decimal("19.99")
+    assert to_json_number(1500, "JPY") == 1500 and to_json_number(1999, "USD") == 19.99
+    assert percent_of(1999, Decimal("80")) == 1599  # 1599.2 rounds down
+    assert percent_of(1999, Decimal("50")) == 1000  # 999.5 rounds half up
+
+
+def test_settings_defaults_follow_the_environment_table() -> None:
+    assert load_settings({}).log_level == "debug"
+    assert load_settings({"FUSION_ENV": "staging"}).log_level == "info"
+    production = load_settings({"FUSION_ENV": "production", "LOG_LEVEL": "ERROR"})
+    assert production.log_level == "error" and production.environment == "production"
+    assert load_settings({}).kafka_brokers == "localhost:9092"
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"FUSION_ENV": "prod"}, "FUSION_ENV"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"KAFKA_BROKERS": "nohost"}, "KAFKA_BROKERS"),
+        ({"STRIPE_SECRET_KEY": "pk_test_1"}, "STRIPE_SECRET_KEY"),
+        ({"ORDER_HOLD_SECONDS": "soon"}, "ORDER_HOLD_SECONDS"),
+        ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
+    ],
+)
+def test_bad_settings_fail_with_the_variable_named(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(env)
+
+
+def test_database_url_gets_the_psycopg_driver() -> None:
+    assert to_sqlalchemy_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert to_sqlalchemy_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_cron_matches_like_a_ping_source() -> None:
+    every_five = Cron("*/5 * * * *")
+    assert every_five.matches(datetime(2026, 1, 1, 10, 15))
+    assert not every_five.matches(datetime(2026, 1, 1, 10, 16))
+    weekday_mornings = Cron("0 8-9 * * 1-5")
+    assert weekday_mornings.matches(datetime(2026, 11, 26, 8, 0))  # a Thursday
+    assert not weekday_mornings.matches(datetime(2026, 11, 29, 8, 0))  # a Sunday
+    assert Cron("0,30 * * * *").matches(datetime(2026, 1, 1, 0, 30))
+    for bad in ("* * *", "61 * * * *", "*/0 * * * *", "a * * * *"):
+        with pytest.raises(CronError):
+            Cron(bad)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "verdict"),
+    [
+        (204, {}, b"", Verdict.DONE),
+        (200, {}, b"", Verdict.DONE),
+        (200, {"Content-Type": "text/plain"}, b"OK", Verdict.DEAD),
+        (202, {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t"}, b"{}", Verdict.REPLY),
+        (200, {"ce-specversion": "1.0"}, b"{}", Verdict.DEAD),
+        (500, {}, b"", Verdict.RETRY),
+        (503, {}, b"", Verdict.RETRY),
+        (404, {}, b"", Verdict.RETRY),
+        (408, {}, b"", Verdict.RETRY),
+        (409, {}, b"", Verdict.RETRY),
+        (429, {}, b"", Verdict.RETRY),
+        (None, {}, b"", Verdict.RETRY),
+        (400, {}, b"", Verdict.DEAD),
+        (401, {}, b"", Verdict.DEAD),
+        (422, {}, b"", Verdict.DEAD),
+        (302, {}, b"", Verdict.DEAD),
+    ],
+)
+def test_responses_are_judged_as_the_knative_kafka_data_plane_does(
+    status: int | None, headers: dict[str, str], body: bytes, verdict: Verdict
+) -> None:
+    assert judge(Attempt(status, headers, body)) is verdict
+
+
+def test_dead_letters_carry_the_knative_error_extensions() -> None:
+    event = Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}, b"{}")
+    dead = dead_letter(event, "http://h/f", Attempt(500, {}, b"x" * 2000))
+    assert dead.attributes["knativeerrordest"] == "http://h/f"
+    assert dead.attributes["knativeerrorcode"] == "500"
+    assert len(dead.attributes["knativeerrordata"]) == 1368  # base64 of the first 1 KiB
+    timed_out = dead_letter(event, "http://h/f", Attempt(None, {}, b""))
+    assert "knativeerrorcode" not in timed_out.attributes
+
+
+def test_backoff_follows_the_kafka_dispatcher_formula() -> None:
+    exponential = Delivery(retries=3, backoff="exponential", delay=0.5)
+    assert [exponential.wait_before(n) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
+    linear = Delivery(retries=3, backoff="linear", delay=1.0)
+    assert [linear.wait_before(n) for n in (1, 2, 3)] == [1.0, 2.0, 3.0]
+
+
+def test_routes_match_paths_and_methods() -> None:
+    route = Route("GET", "/products/{id}")
+    assert route.match("GET", "/products/42") == {"id": "42"}
+    assert route.match("GET", "/products/42/") == {"id": "42"}
+    assert route.match("POST", "/products/42") is None
+    assert route.match("GET", "/products/42/label") is None
+    assert str(route) == "GET /products/{id}"
