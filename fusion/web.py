@@ -96,7 +96,14 @@ def validation_error(exc: ValidationError) -> ApiError:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "is required"
-    return bad_request(field, message[0].lower() + message[1:] if message else "is invalid")
+    return bad_request(field, _lower_first_word(message) or "is invalid")
+
+
+def _lower_first_word(message: str) -> str:
+    """"Input should be…" → "input should be…", but "UUID input…" stays as it is."""
+    if len(message) > 1 and message[1].isupper():
+        return message
+    return message[:1].lower() + message[1:]
 
 
 def parse_body(request: flask.Request, model: type[M]) -> M:

@@ -4,13 +4,13 @@ started once per test session on free ports, with the migrations applied."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from support import free_port
 
 from fusion import config, db
 from fusion.local.infra import ManagedProcess, start_broker, start_postgres
@@ -18,12 +18,6 @@ from fusion.registry import SERVICES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_SCHEMAS = [s.package for s in SERVICES.values()]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

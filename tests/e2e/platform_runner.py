@@ -1,0 +1,88 @@
+"""Running `fusion dev` as a developer does, for end-to-end tests: a real process tree, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fusion.registry import SERVICES
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RunningPlatform:
+    process: subprocess.Popen[str]
+    offset: int
+    output: Path
+
+    def url(self, service: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{SERVICES[service].port + self.offset}{path}"
+
+    def request(self, method: str, service: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url(service, path), data=data, method=method,
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                raw = response.read()
+                status = response.status
+        except urllib.error.HTTPError as error:
+            raw, status = error.read(), error.code
+        return status, (json.loads(raw) if raw and raw[:1] in b"[{" else raw)
+
+    def get(self, service: str, path: str) -> Any:
+        status, body = self.request("GET", service, path)
+        assert status == 200, (path, status, body)
+        return body
+
+    def post(self, service: str, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        return self.request("POST", service, path, body, headers)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def start_platform(env: dict[str, str], offset: int, output: Path, timeout: float = 90.0) -> RunningPlatform:
+    """`fusion dev` with the service ports shifted by `offset`; returns once it says it is ready."""
+    full_env = {**os.environ, **env, "FUSION_PORT_OFFSET": str(offset), "PYTHONUNBUFFERED": "1"}
+    sink = output.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "dev"], cwd=PROJECT_ROOT, env=full_env,
+                               stdout=sink, stderr=subprocess.STDOUT, text=True)
+    running = RunningPlatform(process, offset, output)
+    deadline = time.monotonic() + timeout
+    while "is ready" not in output.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            running.stop()
+            raise RuntimeError(f"fusion dev did not start:\n{output.read_text()[-4000:]}")
+        time.sleep(0.2)
+    return running
+
+
+def eventually(probe: Callable[[], Any], accept: Callable[[Any], bool], timeout: float = 30.0) -> Any:
+    """Poll `probe` until `accept` holds for its result; fail with the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if accept(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout} s; last: {result!r}")
+        time.sleep(0.1)

@@ -1,0 +1,99 @@
+"""Catalog, orders and inventory end to end: real HTTP, real PostgreSQL, real broker, the real router."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from platform_runner import RunningPlatform, eventually
+
+from fusion.local.infra import start_broker
+
+FINAL = {"failed", "cancelled", "confirmed", "paid", "shipped", "delivered"}
+PAST_CONFIRMED = {"confirmed", "paid", "shipped", "delivered"}
+
+
+def new_product(platform: RunningPlatform, inventory: int, price: float = 10.0) -> dict[str, Any]:
+    sku = f"SKU-{uuid.uuid4().hex[:10]}"
+    status, product = platform.post("catalog", "/products", {"sku": sku, "name": f"Product {sku}", "price": price,
+                                                             "currency": "USD", "inventory": inventory})
+    assert status == 201, product
+    eventually(lambda: platform.get("inventory", "/inventory"), lambda rows: any(r["sku"] == sku for r in rows))
+    eventually(lambda: place(platform, sku, 0, price), lambda result: result[0] != 422)
+    return product
+
+
+def place(platform: RunningPlatform, sku: str, quantity: int, price: float,
+          customer: str = "customer-1") -> tuple[int, Any]:
+    """POST /orders (quantity 0 only probes whether the orders service knows the sku yet)."""
+    return platform.post("orders", "/orders", {"customerId": customer, "currency": "USD",
+                                               "items": [{"sku": sku, "quantity": quantity, "price": price}]})
+
+
+def order_status(platform: RunningPlatform, order_id: str) -> str:
+    return str(platform.get("orders", f"/orders/{order_id}")["status"])
+
+
+def stock(platform: RunningPlatform, sku: str) -> dict[str, Any]:
+    return next(row for row in platform.get("inventory", "/inventory") if row["sku"] == sku)
+
+
+def settled(platform: RunningPlatform, order_id: str) -> str:
+    return str(eventually(lambda: order_status(platform, order_id), lambda s: s in FINAL))
+
+
+def test_an_order_in_stock_is_reserved_and_confirmed(platform: RunningPlatform) -> None:
+    product = new_product(platform, inventory=100)
+    status, order = place(platform, product["sku"], 5, 10.0)
+    assert status == 201 and order["status"] == "created" and order["total"] == 50
+    assert settled(platform, order["id"]) in PAST_CONFIRMED
+    row = stock(platform, product["sku"])
+    assert row["available"] == 95
+    history = platform.get("orders", f"/orders/{order['id']}")["history"]
+    assert [h["status"] for h in history][:2] == ["created", "confirmed"]
+
+
+def test_an_order_beyond_stock_fails_and_changes_nothing(platform: RunningPlatform) -> None:
+    product = new_product(platform, inventory=3)
+    _, order = place(platform, product["sku"], 5, 10.0)
+    assert settled(platform, order["id"]) == "failed"
+    row = stock(platform, product["sku"])
+    assert row["quantity"] == 3 and row["reserved"] == 0 and row["available"] == 3
+
+
+def test_exactly_the_stock_is_reserved(platform: RunningPlatform) -> None:
+    product = new_product(platform, inventory=5)
+    _, order = place(platform, product["sku"], 5, 10.0)
+    assert settled(platform, order["id"]) in PAST_CONFIRMED
+    assert stock(platform, product["sku"])["available"] == 0
+
+
+def test_fifty_concurrent_orders_for_ten_in_stock(platform: RunningPlatform) -> None:
+    product = new_product(platform, inventory=10)
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(lambda n: place(platform, product["sku"], 1, 10.0, f"buyer-{n}"), range(50)))
+    assert all(status == 201 for status, _ in results)
+    statuses = [settled(platform, order["id"]) for _, order in results]
+    assert statuses.count("failed") == 40
+    assert sum(s in PAST_CONFIRMED for s in statuses) == 10
+    row = stock(platform, product["sku"])
+    assert row["available"] == 0 and row["quantity"] >= 0 and row["reserved"] >= 0
+    assert row["quantity"] - row["available"] == row["reserved"]
+
+
+def test_orders_placed_while_the_broker_is_down_complete_when_it_is_back(
+    platform: RunningPlatform, e2e_broker: list[Any], e2e_broker_port: int, infra_dir: Any
+) -> None:
+    product = new_product(platform, inventory=20)
+    e2e_broker[0].stop()
+    try:
+        placed = [place(platform, product["sku"], 1, 10.0) for _ in range(3)]
+        assert all(status == 201 for status, _ in placed)
+        assert all(order_status(platform, order["id"]) == "created" for _, order in placed)
+    finally:
+        e2e_broker[0] = start_broker(e2e_broker_port, log_file=infra_dir / "e2e-broker-2.log")
+    for _, order in placed:
+        assert eventually(lambda o=order: order_status(platform, o["id"]), lambda s: s in PAST_CONFIRMED,
+                          timeout=60) in PAST_CONFIRMED
+    assert stock(platform, product["sku"])["available"] == 17

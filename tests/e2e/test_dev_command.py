@@ -1,0 +1,87 @@
+"""`make dev` as a newcomer runs it: everything embedded, Ctrl-C stops it all, data survives a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+from platform_runner import PROJECT_ROOT, RunningPlatform, eventually
+from support import free_port
+
+OFFSET = 300
+
+
+def start_make_dev(env: dict[str, str], output: Path) -> RunningPlatform:
+    sink = output.open("w")
+    process = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=PROJECT_ROOT,
+                               env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    running = RunningPlatform(process, OFFSET, output)
+    deadline = time.monotonic() + 120
+    while "is ready" not in output.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, output.read_text()[-4000:]
+        time.sleep(0.2)
+    return running
+
+
+def press_ctrl_c(running: RunningPlatform) -> float:
+    """SIGINT to the whole foreground process group, as a terminal does; returns how long the stop took."""
+    started = time.monotonic()
+    os.killpg(running.process.pid, signal.SIGINT)
+    assert running.process.wait(30) == 0, running.output.read_text()[-3000:]
+    return time.monotonic() - started
+
+
+def leftovers(markers: list[str]) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        command = " ".join(proc.info["cmdline"] or [])
+        if any(marker in command for marker in markers):
+            found.append(f"{proc.info['pid']}: {command}")
+    return found
+
+
+def test_make_dev_runs_the_flow_stops_cleanly_and_keeps_its_data(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    pg_port, broker_port, stripe_port = free_port(), free_port(), free_port()
+    env = {
+        "FUSION_STATE_DIR": str(state), "FUSION_PORT_OFFSET": str(OFFSET), "FUSION_PG_PORT": str(pg_port),
+        "FUSION_BROKER_PORT": str(broker_port), "FUSION_STRIPE_PORT": str(stripe_port),
+        "DATABASE_URL": "", "KAFKA_BROKERS": "", "STRIPE_SECRET_KEY": "",
+    }
+    markers = [str(state), f"127.0.0.1:{broker_port}", f"--port {3000 + OFFSET}", f"--port={stripe_port}",
+               f"--port {stripe_port}"]
+    first = start_make_dev(env, tmp_path / "first.out")
+    try:
+        table = first.output.read_text()
+        for part in ("catalog", "orders", "inventory", "relay", "router", "postgres", "broker"):
+            assert part in table
+        sku = f"KEEP-{uuid.uuid4().hex[:8]}"
+        status, product = first.post("catalog", "/products", {"sku": sku, "name": "Kept", "price": 5, "currency":
+                                                              "EUR", "inventory": 10})
+        assert status == 201
+        order = eventually(
+            lambda: first.post("orders", "/orders", {"customerId": "c-keep", "currency": "EUR",
+                                                     "items": [{"sku": sku, "quantity": 2, "price": 5}]}),
+            lambda result: result[0] == 201)[1]
+        eventually(lambda: first.get("orders", f"/orders/{order['id']}")["status"], lambda s: s != "created")
+    finally:
+        stop_seconds = press_ctrl_c(first)
+    assert stop_seconds < 15
+    assert leftovers(markers) == []
+
+    second = start_make_dev(env, tmp_path / "second.out")
+    try:
+        assert second.get("catalog", f"/products/{product['id']}")["sku"] == sku
+        kept = second.get("orders", f"/orders/{order['id']}")
+        assert kept["customerId"] == "c-keep" and kept["status"] != "created"
+    finally:
+        press_ctrl_c(second)
+    assert leftovers(markers) == []
