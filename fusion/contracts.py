@@ -71,6 +71,10 @@ class OrderFailed(Contract):
 
 
 class OrderCancelled(Contract):
+    """An order was cancelled from `previous_status` (created, confirmed or paid): its stock is to be
+    released and, when it was paid, its payment refunded. Published when the customer cancels and when a
+    confirmed order is not paid within the hold time (reason "payment not received in time")."""
+
     order_id: str
     customer_id: str
     previous_status: str
@@ -78,6 +82,8 @@ class OrderCancelled(Contract):
 
 
 class OrderExpired(Contract):
+    """Not published by the orders service: an unpaid order that runs out of time is cancelled (order.cancelled)."""
+
     order_id: str
     customer_id: str
     reason: str
@@ -156,6 +162,7 @@ class PaymentCreated(Contract):
     currency: str
     status: str
     provider_payment_id: str | None = None
+    customer_id: str | None = None
 
 
 class PaymentSucceeded(Contract):
@@ -163,12 +170,17 @@ class PaymentSucceeded(Contract):
     order_id: str
     amount: Amount
     currency: str
+    customer_id: str | None = None
+    provider_payment_id: str | None = None
 
 
 class PaymentFailed(Contract):
     payment_id: str
     order_id: str
     reason: str
+    customer_id: str | None = None
+    failure_code: str | None = None  # the provider's code, e.g. card_declined
+    provider_payment_id: str | None = None
 
 
 class PaymentRefunded(Contract):
@@ -176,6 +188,9 @@ class PaymentRefunded(Contract):
     order_id: str
     amount: Amount
     currency: str
+    customer_id: str | None = None
+    refund_id: str | None = None
+    reason: str | None = None  # requested | order_cancelled | order_failed | order_expired | late_payment | provider
 
 
 # shipping
@@ -185,6 +200,7 @@ class LabelCreated(Contract):
     tracking_number: str
     carrier: str
     label_url: str
+    customer_id: str | None = None
 
 
 class ShipmentDelivered(Contract):
@@ -192,6 +208,8 @@ class ShipmentDelivered(Contract):
     shipment_id: str
     tracking_number: str
     delivered_at: datetime
+    carrier: str | None = None
+    customer_id: str | None = None
 
 
 CONTRACTS: dict[str, type[Contract]] = {

@@ -20,13 +20,13 @@ def new_product(platform: RunningPlatform, inventory: int, price: float = 10.0) 
                                                              "currency": "USD", "inventory": inventory})
     assert status == 201, product
     eventually(lambda: platform.get("inventory", "/inventory"), lambda rows: any(r["sku"] == sku for r in rows))
-    eventually(lambda: place(platform, sku, 0, price), lambda result: result[0] != 422)
+    # the orders service learns the price from product.created: probe with a wrong price until it says so
+    eventually(lambda: place(platform, sku, 1, price + 1), lambda result: result[1].get("error") == "price_mismatch")
     return product
 
 
 def place(platform: RunningPlatform, sku: str, quantity: int, price: float,
           customer: str = "customer-1") -> tuple[int, Any]:
-    """POST /orders (quantity 0 only probes whether the orders service knows the sku yet)."""
     return platform.post("orders", "/orders", {"customerId": customer, "currency": "USD",
                                                "items": [{"sku": sku, "quantity": quantity, "price": price}]})
 

@@ -1,0 +1,238 @@
+"""`make bench`: measure the performance budget on this machine and print the figures.
+
+Starts its own platform (embedded PostgreSQL, broker and localstripe, fresh state in a temporary
+folder, service ports shifted by 400 so it runs beside `make dev`), loads it, and prints p50/p95/p99
+for each figure of the budget. Nothing here asserts: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+from fusion.local.platform import Platform
+from fusion.registry import SERVICES
+
+OFFSET = 400
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def port(service: str) -> int:
+    return SERVICES[service].port + OFFSET
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client for one service (one per thread)."""
+
+    def __init__(self, service: str):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port(service), timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
+        payload = None if body is None else json.dumps(body)
+        started = time.perf_counter()
+        self.conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        raw = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        return response.status, (json.loads(raw) if raw else None), elapsed
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    cut = statistics.quantiles(ordered, n=100, method="inclusive")
+    return f"p50 {cut[49]:7.2f} ms   p95 {cut[94]:7.2f} ms   p99 {cut[98]:7.2f} ms   (n={len(ordered)})"
+
+
+def report(name: str, budget: str, figure: str) -> None:
+    print(f"{name:<44} {figure}   budget {budget}", flush=True)
+
+
+def seed_products(database_url: str, count: int) -> None:
+    with psycopg.connect(database_url) as conn, conn.cursor() as cur:
+        with cur.copy("COPY catalog.products (id, sku, name, description, price_minor, price_exponent, currency, "
+                      "inventory, category) FROM STDIN") as copy:
+            for n in range(count):
+                copy.write_row((uuid.uuid4(), f"BENCH-{n:06d}", f"Bench product {n}", "seeded for the benchmark",
+                                100 + n % 5000, 2, "USD", 100, f"cat-{n % 20}"))
+        conn.commit()
+
+
+def bench_catalog_reads(requests: int = 600) -> None:
+    client = Client("catalog")
+    for _ in range(20):
+        client.call("GET", "/products?limit=50")
+    first_page = [client.call("GET", "/products?limit=50")[2] for _ in range(requests)]
+    report("GET /products page of 50 (10,000 products)", "p95 <= 10 ms", percentiles(first_page))
+    deep = [client.call("GET", f"/products?limit=50&offset={n * 16 % 9950}")[2] for n in range(requests // 2)]
+    report("GET /products deep pages (offset to 9,950)", "-", percentiles(deep))
+    filtered = [client.call("GET", f"/products?category=cat-{n % 20}&minPrice=10&limit=50")[2]
+                for n in range(requests // 2)]
+    report("GET /products?category&minPrice", "-", percentiles(filtered))
+
+
+def create_sale_products(count: int) -> list[str]:
+    client = Client("catalog")
+    skus, latencies = [], []
+    for n in range(count):
+        sku = f"SALE-{uuid.uuid4().hex[:8]}-{n}"
+        status, _, elapsed = client.call("POST", "/products", {"sku": sku, "name": sku, "price": 2.5,
+                                                               "currency": "USD", "inventory": 1_000_000})
+        assert status == 201
+        skus.append(sku)
+        latencies.append(elapsed)
+    report("POST /products", "(original p95 300 ms)", percentiles(latencies))
+    orders = Client("orders")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        probe = orders.call("POST", "/orders", {"customerId": "probe", "currency": "USD",
+                                                 "items": [{"sku": skus[-1], "quantity": 1, "price": 2.5}]})
+        if probe[0] == 201:
+            break
+        time.sleep(0.1)
+    return skus
+
+
+def place_orders(skus: list[str], clients: int, per_client: int, pace: float | None = None) -> list[tuple[str, float]]:
+    """`clients` threads each placing `per_client` orders; returns (order id, latency ms)."""
+    results: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        client = Client("orders")
+        for i in range(per_client):
+            started = time.monotonic()
+            body = {"customerId": f"bench-{n}", "currency": "USD",
+                    "items": [{"sku": skus[(n + i) % len(skus)], "quantity": 1, "price": 2.5}]}
+            status, order, elapsed = client.call("POST", "/orders", body)
+            assert status == 201, order
+            with lock:
+                results.append((order["id"], elapsed))
+            if pace:
+                time.sleep(max(0.0, pace - (time.monotonic() - started)))
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(work, range(clients)))
+    return results
+
+
+def wait_for_statuses(database_url: str, ids: list[str], wanted: set[str], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            done = conn.execute("SELECT count(*) FROM orders.orders WHERE id = ANY(%s::uuid[]) AND status = ANY(%s)",
+                                (ids, list(wanted))).fetchone()[0]  # type: ignore[index]
+            if done == len(ids) or time.monotonic() > deadline:
+                return int(done)
+            time.sleep(0.2)
+
+
+def event_latencies(database_url: str, ids: list[str]) -> tuple[list[float], list[float]]:
+    """(outbox commit -> handler start, placed -> confirmed), in ms, for the given orders."""
+    with psycopg.connect(database_url) as conn:
+        hop = conn.execute(
+            "SELECT extract(epoch FROM (i.processed_at - o.created_at)) * 1000 FROM orders.outbox o "
+            "JOIN inventory.inbox i ON i.event_id = o.event_id WHERE o.topic = 'order.created' "
+            "AND o.key = ANY(%s)", (ids,)).fetchall()
+        confirm = conn.execute(
+            "SELECT extract(epoch FROM (h.at - o.created_at)) * 1000 FROM orders.orders o "
+            "JOIN orders.order_history h ON h.order_id = o.id AND h.status = 'confirmed' "
+            "WHERE o.id = ANY(%s::uuid[])", (ids,)).fetchall()
+    return [float(r[0]) for r in hop], [float(r[0]) for r in confirm]
+
+
+def bench_orders(database_url: str, skus: list[str]) -> None:
+    placed = place_orders(skus, clients=50, per_client=20)
+    report("POST /orders, 50 concurrent clients", "p95 <= 25 ms", percentiles([ms for _, ms in placed]))
+    ids = [order_id for order_id, _ in placed]
+    wait_for_statuses(database_url, ids, {"confirmed", "paid", "shipped", "delivered"}, 120)
+    hop, confirm = event_latencies(database_url, ids)
+    report("outbox commit -> handler start (one hop)", "p95 <= 20 ms", percentiles(hop))
+    report("placed -> confirmed", "p95 <= 100 ms", percentiles(confirm))
+
+
+def bench_sustained_saga(database_url: str, skus: list[str], rate: int = 60, seconds: int = 20) -> None:
+    clients = 10
+    started = time.monotonic()
+    placed = place_orders(skus, clients=clients, per_client=rate * seconds // clients, pace=clients / rate)
+    ids = [order_id for order_id, _ in placed]
+    shipped = wait_for_statuses(database_url, ids, {"shipped", "delivered"}, 300)
+    elapsed = time.monotonic() - started
+    lost = len(ids) - shipped
+    report(f"whole saga to shipped, offered {rate}/s for {seconds} s", ">= 50 orders/s, none lost",
+           f"{shipped / elapsed:7.1f} orders/s   {shipped}/{len(ids)} shipped, {lost} not")
+
+
+def bench_cold_start(env: dict[str, str], runs: int = 5) -> None:
+    starts, memory = [], []
+    for n in range(runs):
+        cold_port = 3990 - n
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "functions_framework", "--source",
+                                    SERVICES["catalog"].source, "--target", "list_products", "--host", "127.0.0.1",
+                                    "--port", str(cold_port)], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", cold_port, timeout=5)
+                    conn.request("GET", "/products?limit=50")
+                    if conn.getresponse().status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.005)
+            starts.append((time.perf_counter() - started) * 1000)
+            tree = psutil.Process(process.pid)
+            memory.append(sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)]) / 2**20)
+        finally:
+            process.terminate()
+            process.wait(10)
+    report("cold start: process start -> first 2xx", "<= 300 ms",
+           f"median {statistics.median(starts):7.1f} ms   max {max(starts):7.1f} ms   (n={runs})")
+    report("memory of one function after its first request", "<= 80 MB RSS",
+           f"median {statistics.median(memory):7.1f} MB   max {max(memory):7.1f} MB")
+
+
+def timed(step: str, action: Callable[[], Any]) -> Any:
+    print(f"… {step}", flush=True)
+    return action()
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="fusion-bench-") as state:
+        env = {**os.environ, "FUSION_STATE_DIR": state, "FUSION_PORT_OFFSET": str(OFFSET), "LOG_LEVEL": "warn",
+               "FUSION_PG_PORT": "5499", "FUSION_BROKER_PORT": "9499", "FUSION_STRIPE_PORT": "8499"}
+        for name in ("DATABASE_URL", "KAFKA_BROKERS", "STRIPE_SECRET_KEY"):
+            env.pop(name, None)
+        os.environ.update(env)
+        platform = Platform(ROOT, env=env)
+        try:
+            timed("starting the platform", lambda: platform.start(progress=False))
+            database_url = platform.env["DATABASE_URL"]
+            timed("seeding 10,000 products", lambda: seed_products(database_url, 10_000))
+            bench_catalog_reads()
+            skus = timed("creating products for sale", lambda: create_sale_products(50))
+            bench_orders(database_url, skus)
+            bench_sustained_saga(database_url, skus)
+            bench_cold_start(platform.env)
+        finally:
+            platform.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Inventory service: stock per sku, reserved for orders without ever overselling."""

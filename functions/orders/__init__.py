@@ -1,0 +1,1 @@
+"""Orders service: placing orders and following them through the saga."""
