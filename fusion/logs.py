@@ -40,7 +40,7 @@ def configure(level: str) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
-    for noisy in ("werkzeug", "gunicorn.access"):
+    for noisy in ("werkzeug", "gunicorn.access", "urllib3", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
