@@ -102,6 +102,7 @@ class Platform:
             self.notes["stripe"] = f"{stripe.url}  (localstripe, auto-confirming test cards)"
         else:
             self.notes["stripe"] = "STRIPE_SECRET_KEY (Stripe API)"
+        env.setdefault("FUSION_ENV", "development")
         env.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1")
         env.setdefault("THREADS", "32")
 

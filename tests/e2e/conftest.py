@@ -42,12 +42,20 @@ def e2e_broker(e2e_broker_port: int, infra_dir: Path) -> Iterator[list[ManagedPr
 
 
 @pytest.fixture(scope="session")
-def platform(e2e_database: str, e2e_broker: list[ManagedProcess], infra_dir: Path) -> Iterator[RunningPlatform]:
+def e2e_stripe_url() -> str:
+    """Where the platform's localstripe listens (the platform starts it)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def platform(
+    e2e_database: str, e2e_broker: list[ManagedProcess], e2e_stripe_url: str, infra_dir: Path
+) -> Iterator[RunningPlatform]:
     env = {
         "DATABASE_URL": e2e_database,
         "KAFKA_BROKERS": e2e_broker[0].url,
         "FUSION_STATE_DIR": str(infra_dir / "e2e-state"),
-        "FUSION_STRIPE_PORT": str(free_port()),
+        "FUSION_STRIPE_PORT": e2e_stripe_url.rsplit(":", 1)[1],
         "LOG_LEVEL": "info",
         "ORDER_HOLD_SECONDS": "6",
         "FUSION_SCHEDULE_INTERVAL": "1",

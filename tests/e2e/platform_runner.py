@@ -50,6 +50,14 @@ class RunningPlatform:
     def post(self, service: str, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         return self.request("POST", service, path, body, headers)
 
+    def pid_of(self, part: str) -> int:
+        """The pid `fusion dev` printed for a part in its table."""
+        for line in self.output.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[0] == part and fields[2].isdigit():
+                return int(fields[2])
+        raise LookupError(f"{part} is not in the platform's table")
+
     def stop(self, timeout: float = 20.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

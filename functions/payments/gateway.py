@@ -1,0 +1,167 @@
+"""Stripe behind a few plain functions, through one `stripe.StripeClient` per process.
+
+The client is created on first use from the settings (STRIPE_SECRET_KEY, and STRIPE_API_BASE when
+set, e.g. a localstripe URL), so importing this module costs nothing at cold start. Stripe's
+errors are translated into three exceptions the functions act on: a declined card, a request
+Stripe refuses (retrying it cannot help), and Stripe being unavailable (retrying may help).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from functions.payments.rules import intent_idempotency_key, refund_idempotency_key
+from fusion.config import settings
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe._base_address import BaseAddresses
+
+AUTO_CONFIRM_ENV = "STRIPE_AUTO_CONFIRM"
+REQUEST_TIMEOUT_SECONDS = 10.0
+NETWORK_RETRIES = 2  # safe: every POST carries an idempotency key
+
+_client: stripe.StripeClient | None = None
+_lock = threading.Lock()
+
+
+class PaymentDeclined(Exception):
+    """The card was declined (Stripe answered 402)."""
+
+    def __init__(self, code: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class PaymentRefused(Exception):
+    """Stripe refused the request itself (400): the same request will never succeed."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ProviderUnavailable(Exception):
+    """Stripe could not be reached or failed (network, 5xx, rate limit, credentials): try again later."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    client_secret: str | None
+    status: str
+    last_error: Any
+    order_id: str | None
+
+
+def stripe_client() -> stripe.StripeClient:
+    """The process's Stripe client, created on first use."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = _new_client()
+    return _client
+
+
+def _new_client() -> stripe.StripeClient:
+    import stripe
+
+    # The SDK's info/debug lines carry whole request and response bodies, client secrets included.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
+    config = settings()
+    base_addresses: BaseAddresses = {"api": config.stripe_api_base} if config.stripe_api_base else {}
+    return stripe.StripeClient(
+        config.stripe_secret_key,
+        base_addresses=base_addresses,
+        max_network_retries=NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=REQUEST_TIMEOUT_SECONDS),
+    )
+
+
+def reset_stripe_client() -> None:
+    """Forget the client (tests that change the Stripe settings)."""
+    global _client
+    with _lock:
+        _client = None
+
+
+def auto_confirm_enabled() -> bool:
+    """Confirm intents server-side with test cards: only in development, and only when asked to."""
+    requested = os.environ.get(AUTO_CONFIRM_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return requested and settings().environment == "development"
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    import stripe
+
+    try:
+        yield
+    except stripe.CardError as exc:
+        error = exc.error
+        code = (error.decline_code if error else None) or exc.code
+        raise PaymentDeclined(code, exc.user_message or (error.message if error else None) or "card declined") from exc
+    except stripe.InvalidRequestError as exc:
+        raise PaymentRefused(exc.user_message or str(exc), exc.code) from exc
+    except stripe.StripeError as exc:
+        raise ProviderUnavailable(f"Stripe: {exc.user_message or exc}") from exc
+
+
+def _intent(obj: Any) -> Intent:
+    data: dict[str, Any] = obj.to_dict()
+    metadata = data.get("metadata") or {}
+    return Intent(
+        id=data["id"], client_secret=data.get("client_secret"), status=data.get("status") or "",
+        last_error=data.get("last_payment_error"), order_id=metadata.get("orderId"),
+    )
+
+
+def create_intent(order_id: str, amount_minor: int, currency: str, payment_method: str | None) -> Intent:
+    """A PaymentIntent for an order; `payment_method` attaches a card so it can be confirmed server-side."""
+    params: dict[str, Any] = {
+        "amount": amount_minor,
+        "currency": currency.lower(),
+        "payment_method_types": ["card"],
+        "metadata": {"orderId": order_id},
+    }
+    if payment_method:
+        params["payment_method"] = payment_method
+    with _translated_errors():
+        created = stripe_client().v1.payment_intents.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": intent_idempotency_key(order_id)},
+        )
+    return _intent(created)
+
+
+def confirm_intent(intent_id: str) -> Intent:
+    """Charge the intent's card now; PaymentDeclined when the card is declined."""
+    with _translated_errors():
+        return _intent(stripe_client().v1.payment_intents.confirm(intent_id))
+
+
+def retrieve_intent(intent_id: str) -> Intent:
+    with _translated_errors():
+        return _intent(stripe_client().v1.payment_intents.retrieve(intent_id))
+
+
+def refund_intent(intent_id: str, amount_minor: int, payment_id: str, order_id: str) -> str:
+    """Refund an intent's charge in full; the refund's id."""
+    with _translated_errors():
+        refund = stripe_client().v1.refunds.create(
+            params={
+                "payment_intent": intent_id,
+                "amount": amount_minor,
+                "metadata": {"orderId": order_id, "paymentId": payment_id},
+            },
+            options={"idempotency_key": refund_idempotency_key(payment_id)},
+        )
+    return str(refund.id)

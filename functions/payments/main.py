@@ -1,0 +1,33 @@
+"""Payments service: the functions functions-framework serves (`--source functions/payments/main.py`).
+
+Local and test mode: with FUSION_ENV=development and STRIPE_AUTO_CONFIRM=true (the local platform
+sets both when it starts localstripe), every PaymentIntent is confirmed server-side with a Stripe
+test card, so the order saga runs to the end without a browser. The card is chosen by the order's
+customer id:
+- `decline-…`: `pm_card_chargeCustomerFail`, declined (payment failed with Stripe's reason, order failed);
+- `unpaid-…`: no card, the intent waits for the customer as with real Stripe (the order's unpaid hold
+  expires);
+- anything else: `pm_card_visa`, which succeeds (payment.succeeded when Stripe's webhook arrives).
+"""
+
+from functions.payments.api import create_payment, get_payment, list_payments, refund_payment
+from functions.payments.handlers import close_order_payment, record_order_for_payment, start_payment
+from functions.payments.reconcile import reconcile_payments
+from functions.payments.webhook import stripe_webhook
+from fusion.declare import boot, service_dispatcher
+
+boot("payments")
+serve = service_dispatcher("payments")
+
+__all__ = [
+    "close_order_payment",
+    "create_payment",
+    "get_payment",
+    "list_payments",
+    "reconcile_payments",
+    "record_order_for_payment",
+    "refund_payment",
+    "serve",
+    "start_payment",
+    "stripe_webhook",
+]
