@@ -177,12 +177,40 @@ def release_reservation(uow: UnitOfWork, order_id: str, reason: str) -> list[Sto
     return lines
 
 
+def restock_sale(uow: UnitOfWork, order_id: str, reason: str) -> list[StockLine] | None:
+    """Put the stock of a sale back on hand; the lines restocked, or None when the order was not sold.
+
+    Orders accepts a cancellation only before it has seen the parcel ship, and shipping voids a label
+    the carrier has not picked up, so a sale that meets a cancellation never left the warehouse: the
+    label was created while the cancellation was on its way.
+    """
+    restocked = uow.execute(
+        "UPDATE inventory.reservations SET status = 'released', reason = :reason, updated_at = now() "
+        "WHERE order_id = :id AND status = 'sold' RETURNING 1",
+        {"id": order_id, "reason": reason},
+    ).first()
+    if restocked is None:
+        return None
+    lines = _reserved_lines(uow, order_id)
+    _lock_stock(uow, [line.sku for line in lines])
+    uow.execute(
+        "UPDATE inventory.stock AS s SET on_hand = s.on_hand + i.quantity, updated_at = now() "
+        "FROM inventory.reservation_items AS i WHERE i.order_id = :id AND s.sku = i.sku",
+        {"id": order_id},
+    )
+    uow.publish("inventory.released", subject=order_id,
+                payload=InventoryReleased(order_id=order_id, items=lines, reason=reason))
+    return lines
+
+
 @event_handler("release-stock-on-cancel", service=SERVICE, topics=["order.cancelled"], delivery=ORDER_EVENTS)
 def release_stock_on_cancel(event: Event, uow: UnitOfWork) -> None:
-    """A cancelled order gives its reserved stock back (inventory.released)."""
+    """A cancelled order gives its stock back (inventory.released), reserved or already sold."""
     cancelled = payload_of(event, OrderCancelled)
     logs.bind(orderId=cancelled.order_id)
-    release_reservation(uow, cancelled.order_id, f"order cancelled: {cancelled.reason}")
+    reason = f"order cancelled: {cancelled.reason}"
+    if release_reservation(uow, cancelled.order_id, reason) is None:
+        restock_sale(uow, cancelled.order_id, reason)
 
 
 @event_handler("release-stock-on-payment-failure", service=SERVICE, topics=["payment.failed"],

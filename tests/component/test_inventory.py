@@ -323,8 +323,20 @@ def test_shipping_turns_the_reservation_into_a_sale(inventory: FlaskClient) -> N
     assert deliver(inventory, "sell-reserved-stock", label).status_code == 204
     assert deliver(inventory, "sell-reserved-stock", label_created(order.subject)).status_code == 204
     assert stock(inventory, "A-1") == (95, 0, 95)
+
+
+def test_a_cancellation_that_meets_a_fresh_label_puts_the_sold_stock_back(inventory: FlaskClient) -> None:
+    add_product(inventory, "A-1", 100)
+    order = order_created(("A-1", 5))
+    assert order.subject is not None
+    reserve(inventory, order)
+    assert deliver(inventory, "sell-reserved-stock", label_created(order.subject)).status_code == 204
+    assert stock(inventory, "A-1") == (95, 0, 95)
+    cancel = cancelled(order.subject, "paid")
+    assert deliver(inventory, "release-stock-on-cancel", cancel).status_code == 204
     assert deliver(inventory, "release-stock-on-cancel", cancelled(order.subject, "paid")).status_code == 204
-    assert stock(inventory, "A-1") == (95, 0, 95) and published("inventory.released") == []
+    assert stock(inventory, "A-1") == (100, 0, 100)
+    assert len(published("inventory.released")) == 1
 
 
 def test_shipping_without_a_reservation_changes_nothing(inventory: FlaskClient) -> None:

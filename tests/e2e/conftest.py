@@ -56,6 +56,8 @@ def platform(
         "KAFKA_BROKERS": e2e_broker[0].url,
         "FUSION_STATE_DIR": str(infra_dir / "e2e-state"),
         "FUSION_STRIPE_PORT": e2e_stripe_url.rsplit(":", 1)[1],
+        # empty: the platform starts its own localstripe, whatever other tests left in the environment
+        "STRIPE_SECRET_KEY": "", "STRIPE_API_BASE": "", "STRIPE_WEBHOOK_SECRET": "", "STRIPE_AUTO_CONFIRM": "",
         "LOG_LEVEL": "info",
         "ORDER_HOLD_SECONDS": "6",
         "FUSION_SCHEDULE_INTERVAL": "1",
