@@ -1,0 +1,1 @@
+"""The Knative and Kubernetes manifests, generated from the function registry, and their checks."""

@@ -1,0 +1,201 @@
+"""The plain Kubernetes parts: namespace, settings, secret templates, the pre-deploy Jobs, the relay."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from fusion.knative.environments import PLATFORM_IMAGE, Environment
+from fusion.knative.resources import (
+    CONFIG_MAP,
+    DATABASE_SECRET,
+    MIGRATIONS_DB_KEY,
+    N8N_SECRET,
+    N8N_SECRET_KEYS,
+    RELAY,
+    RELAY_DB_KEY,
+    STRIPE_KEYS,
+    STRIPE_SECRET,
+    Manifest,
+    config_env,
+    labels,
+    metadata,
+    restricted,
+    secret_env,
+)
+from fusion.knative.serving import THREADS
+from fusion.registry import SERVICES
+from fusion.topics import TOPICS
+
+REDPANDA_IMAGE = "docker.redpanda.com/redpandadata/redpanda:v24.2.18"
+REDPANDA_UID = 101
+DAY_MS = 24 * 3600 * 1000
+DLQ_RETENTION_DAYS = 30
+DB_POOL_SIZE = 4  # per pod; SQLAlchemy may overflow to twice that, one connection per gunicorn thread
+NOTIFICATIONS_URL = "http://notifications.invalid/fusioncommerce"  # where n8n posts messages: set per cluster
+
+
+def namespace(env: Environment) -> Manifest:
+    ns_labels = labels(env.namespace, "namespace")
+    # Warn (not enforce) on the restricted profile: the Knative sidecars are outside our control.
+    ns_labels["pod-security.kubernetes.io/warn"] = "restricted"
+    ns_labels["pod-security.kubernetes.io/audit"] = "restricted"
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": env.namespace, "labels": ns_labels}}
+
+
+def settings_config_map(env: Environment) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(CONFIG_MAP, env.namespace, labels(CONFIG_MAP, "config")),
+        "data": {
+            "FUSION_ENV": env.fusion_env,
+            "LOG_LEVEL": env.log_level,
+            "KAFKA_BROKERS": env.kafka_brokers,
+            "PUBLIC_BASE_URL": env.public_base_url,
+            "DB_POOL_SIZE": str(DB_POOL_SIZE),
+            "THREADS": str(THREADS),
+            "NOTIFICATIONS_URL": NOTIFICATIONS_URL,
+        },
+    }
+
+
+def database_secret_keys() -> list[str]:
+    return [*SERVICES, MIGRATIONS_DB_KEY, RELAY_DB_KEY]
+
+
+def _secret_template(name: str, keys: list[str] | tuple[str, ...], env: Environment, purpose: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(name, env.namespace, labels(name, "secret"), {"fusioncommerce.dev/purpose": purpose}),
+        "type": "Opaque",
+        "stringData": dict.fromkeys(keys, ""),
+    }
+
+
+def secret_templates(env: Environment) -> list[Manifest]:
+    """Templates only: every value is empty. Fill them in outside the repository (see docs/operations.md)."""
+    return [
+        _secret_template(DATABASE_SECRET, database_secret_keys(), env,
+                         "PostgreSQL URL per service, for migrations and for the outbox relay"),
+        _secret_template(STRIPE_SECRET, STRIPE_KEYS, env, "Stripe API key and webhook signing secret"),
+        _secret_template(N8N_SECRET, N8N_SECRET_KEYS, env, "n8n login, encryption key and its database"),
+    ]
+
+
+def platform_image(env: Environment) -> str:
+    return env.image(PLATFORM_IMAGE)
+
+
+def _platform_env(db_key: str) -> list[dict[str, Any]]:
+    return [
+        config_env("FUSION_ENV"),
+        config_env("LOG_LEVEL"),
+        config_env("KAFKA_BROKERS"),
+        secret_env("DATABASE_URL", DATABASE_SECRET, db_key),
+    ]
+
+
+def _small_resources() -> dict[str, Any]:
+    return {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+
+
+def _job(name: str, env: Environment, container: dict[str, Any], deadline: int) -> Manifest:
+    job_labels = labels(name, "job")
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(name, env.namespace, job_labels),
+        "spec": {
+            "backoffLimit": 1,
+            "activeDeadlineSeconds": deadline,
+            "ttlSecondsAfterFinished": 7 * 24 * 3600,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "enableServiceLinks": False,
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def migrate_job(env: Environment) -> Manifest:
+    """`fusion migrate up` (alembic upgrade of every service branch), before new Revisions take traffic."""
+    container = {
+        "name": "migrate",
+        "image": platform_image(env),
+        "command": ["fusion", "migrate", "up"],
+        "env": _platform_env(MIGRATIONS_DB_KEY),
+        "resources": _small_resources(),
+        "securityContext": restricted(),
+    }
+    return _job("migrate", env, container, deadline=600)
+
+
+def _create_topic_line(name: str, partitions: int, replicas: int, retention_days: int) -> str:
+    retention = f"retention.ms={retention_days * DAY_MS}"
+    return f"create {shlex.quote(name)} {partitions} {replicas} {retention}"
+
+
+def topics_script(env: Environment) -> str:
+    """Create every topic (events and dead letters) with the catalogue's partitions and retention."""
+    lines = [
+        "set -eu",
+        "create() {",
+        '  rpk topic create "$1" -X brokers="$KAFKA_BROKERS" -p "$2" -r "$3" -c "$4" \\',
+        '    || rpk topic describe "$1" -X brokers="$KAFKA_BROKERS" > /dev/null',
+        "}",
+    ]
+    for topic_ in sorted(TOPICS.values(), key=lambda t: t.name):
+        partitions = env.partitions(topic_)
+        lines.append(_create_topic_line(topic_.name, partitions, env.replication, topic_.retention_days))
+        lines.append(_create_topic_line(topic_.dlq, 1, env.replication, DLQ_RETENTION_DAYS))
+    return "\n".join(lines) + "\n"
+
+
+def topics_job(env: Environment) -> Manifest:
+    container = {
+        "name": "create-topics",
+        "image": REDPANDA_IMAGE,
+        "command": ["/bin/bash", "-c", topics_script(env)],
+        "env": [config_env("KAFKA_BROKERS")],
+        "resources": _small_resources(),
+        "securityContext": restricted(run_as_user=REDPANDA_UID),
+    }
+    return _job("create-topics", env, container, deadline=300)
+
+
+def relay_deployment(env: Environment) -> Manifest:
+    """`fusion relay`: publishes every service's outbox to Redpanda right after commit."""
+    relay_labels = labels(RELAY, "relay")
+    selector = {"app.kubernetes.io/name": RELAY, "app.kubernetes.io/part-of": relay_labels["app.kubernetes.io/part-of"]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(RELAY, env.namespace, relay_labels),
+        "spec": {
+            "replicas": 1,
+            # One relay at a time keeps each partition key's events in commit order.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": relay_labels},
+                "spec": {
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{
+                        "name": RELAY,
+                        "image": platform_image(env),
+                        "command": ["fusion", "relay"],
+                        "env": _platform_env(RELAY_DB_KEY),
+                        "resources": _small_resources(),
+                        "securityContext": restricted(),
+                    }],
+                },
+            },
+        },
+    }
