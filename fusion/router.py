@@ -57,6 +57,13 @@ def local_url(spec: FunctionSpec) -> str:
     return f"http://127.0.0.1:{spec.service_spec.local_port}"
 
 
+def service_url_from(template: str | None) -> Callable[[FunctionSpec], str]:
+    """Where a function's service listens: `template` such as "http://{service}:{port}" (Compose), else local."""
+    if not template:
+        return local_url
+    return lambda spec: template.format(service=spec.service, port=spec.service_spec.port)
+
+
 class Sender:
     """HTTP delivery with retries, backoff and dead letters, shared by events and pings."""
 

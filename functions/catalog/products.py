@@ -86,7 +86,8 @@ def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWo
 
 
 def _listing_filters(request: flask.Request) -> tuple[str, dict[str, Any]]:
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
     if q := request.args.get("q", "").strip():
         clauses.append("(name || ' ' || coalesce(description, '')) ILIKE :q")
         params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -91,13 +91,13 @@ def publish(brokers: str, subject: str) -> Event:
     return event
 
 
-def records(brokers: str, topic_name: str, subject: str, timeout: float = 20.0) -> list[Event]:
+def records(brokers: str, topic_name: str, subject: str, timeout: float = 20.0, count: int = 1) -> list[Event]:
     kafka = consumer(brokers, f"test-reader-{uuid.uuid4()}")
     kafka.subscribe([topic_name])
     found: list[Event] = []
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline and not found:
+        while time.monotonic() < deadline and len(found) < count:
             message = kafka.poll(0.2)
             if message is None or message.error():
                 continue
@@ -194,3 +194,34 @@ def test_events_of_one_key_arrive_in_order_and_are_delivered_in_binary_mode(topi
     assert first["ce-type"] == "com.fusioncommerce.inventory.released"
     assert first["ce-partitionkey"] == subject
     assert first["Content-Type"] == "application/json"
+
+
+def test_dead_letters_can_be_listed_and_replayed_once(
+    topics: str, subscriber: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fusion import config, dlq
+
+    sub, url = subscriber
+    subject = f"replay-{uuid.uuid4()}"
+    sub.answers[subject] = (422, {}, b"")
+    router = start_router(topics, url, Delivery(retries=0))
+    try:
+        event = publish(topics, subject)
+        assert records(topics, TOPIC + ".dlq", subject)
+    finally:
+        router.close()
+    monkeypatch.setenv("KAFKA_BROKERS", topics)
+    config.settings.cache_clear()
+    try:
+        assert dlq.list_dead_letters(TOPIC) == 0
+        assert f"id={event.id}" in capsys.readouterr().out
+        assert dlq.replay(TOPIC + ".dlq") == 0
+        assert "replayed" in capsys.readouterr().out
+        original, replayed = records(topics, TOPIC, subject, count=2)
+        assert original.id == replayed.id == event.id
+        assert not any(name.startswith("knativeerror") for name in replayed.attributes)
+        assert dlq.replay(TOPIC) == 0
+        assert "replayed 0 dead letters" in capsys.readouterr().out
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()
