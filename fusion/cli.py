@@ -64,10 +64,12 @@ def _relay(args: argparse.Namespace) -> int:
 def _router(args: argparse.Namespace) -> int:
     from fusion.config import settings
     from fusion.registry import load_all
-    from fusion.router import Router
+    from fusion.router import Router, service_url_from
 
     interval = float(os.environ.get("FUSION_SCHEDULE_INTERVAL", "0")) or None
-    router = Router(list(load_all().values()), settings().kafka_brokers, schedule_interval=interval)
+    base_url = service_url_from(os.environ.get("FUSION_SERVICE_URL_TEMPLATE"))
+    router = Router(list(load_all().values()), settings().kafka_brokers, base_url=base_url,
+                    schedule_interval=interval)
     router.start()
     if not router.wait_until_assigned(60):
         print("warning: some consumer groups were not assigned within 60 s", file=sys.stderr)
@@ -109,6 +111,29 @@ def _dlq(args: argparse.Namespace) -> int:
     return dlq.replay(args.topic)
 
 
+# Subcommands with options of their own: everything after their name is theirs.
+DELEGATED = {"knative": "fusion.knative.__main__", "smoke": "fusion.smoke"}
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    entry: Callable[[list[str]], int] = importlib.import_module(DELEGATED[command]).main
+    return entry(argv)
+
+
+def _carrier(args: argparse.Namespace) -> int:
+    from functions.shipping.tracking import UnknownTrackingNumber, advance_shipment
+
+    try:
+        status = advance_shipment(args.tracking_number)
+    except UnknownTrackingNumber:
+        print(f"no shipment has tracking number {args.tracking_number}", file=sys.stderr)
+        return 1
+    print(f"{args.tracking_number}: {status}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,10 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("topic", help="the event topic (e.g. order.created) or its .dlq topic")
     dlq.set_defaults(run=_dlq)
+    sub.add_parser("knative", help="render or check the Knative manifests: render|check|routes …")
+    sub.add_parser("smoke", help="post-deploy smoke test: --base-url URL | --port-offset N …")
+    carrier = sub.add_parser("carrier", help="play the built-in carrier's next scan of a parcel")
+    carrier.add_argument("action", choices=["advance"])
+    carrier.add_argument("tracking_number")
+    carrier.set_defaults(run=_carrier)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         from fusion.config import settings
