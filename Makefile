@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck unit bench render check-manifests migrate clean
+.PHONY: dev test lint typecheck unit bench render check-manifests smoke migrate clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ unit: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run
+
+render: $(INSTALLED)
+	$(BIN)/fusion knative render
+
+check-manifests: $(INSTALLED)
+	$(BIN)/fusion knative check
+
+smoke: $(INSTALLED)
+	$(BIN)/fusion smoke
 
 migrate: $(INSTALLED)
 	$(BIN)/fusion migrate up

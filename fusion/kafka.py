@@ -39,7 +39,9 @@ def consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
         "session.timeout.ms": 2000,
         "heartbeat.interval.ms": 500,
         "max.poll.interval.ms": 10000,
-        "fetch.wait.max.ms": 50,
+        # Tansu and Redpanda answer a fetch as soon as data arrives, so a long wait costs no latency
+        # and saves the broker hundreds of empty fetches a second.
+        "fetch.wait.max.ms": 500,
         "reconnect.backoff.max.ms": 1000,
         "topic.metadata.refresh.interval.ms": 2000,
         "allow.auto.create.topics": False,

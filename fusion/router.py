@@ -204,7 +204,7 @@ class HandlerConsumer:
         last_commit = time.monotonic()
         try:
             while not self.stop.is_set():
-                message = kafka.poll(0.05)
+                message = kafka.poll(0.2)
                 if message is not None:
                     self._dispatch(message)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL:
