@@ -13,13 +13,12 @@ from sqlalchemy import text
 from fusion.contracts import ProductCreated
 from fusion.db import engine
 from fusion.declare import command, query
+from fusion.listing import Listing
 from fusion.money import MoneyError, exponent, normalise_currency, to_minor
 from fusion.uow import UnitOfWork
-from fusion.web import bad_request, conflict, json_response, not_found, parse_body, query_decimal, query_int
+from fusion.web import bad_request, conflict, json_response, not_found, parse_body, query_decimal
 
 SERVICE = "catalog"
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 COLUMNS = "id, sku, name, description, price_minor, currency, inventory, category, created_at"
 
 
@@ -85,37 +84,27 @@ def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWo
     return json_response(body, 201, headers={"Location": f"/products/{body['id']}"})
 
 
-def _listing_filters(request: flask.Request) -> tuple[str, dict[str, Any]]:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
+def _listing(request: flask.Request) -> Listing:
+    listing = Listing("catalog.products", COLUMNS, order_by="created_at, id")
     if q := request.args.get("q", "").strip():
-        clauses.append("(name || ' ' || coalesce(description, '')) ILIKE :q")
-        params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        listing.where("(name || ' ' || coalesce(description, '')) ILIKE :q", q=f"%{escaped}%")
     if category := request.args.get("category", "").strip():
-        clauses.append("category = :category")
-        params["category"] = category
+        listing.where("category = :category", category=category)
     min_price, max_price = query_decimal(request, "minPrice"), query_decimal(request, "maxPrice")
     if min_price is not None and max_price is not None and min_price > max_price:
         raise bad_request("minPrice", "must not be greater than maxPrice")
     if min_price is not None:
-        clauses.append("price >= :min_price")
-        params["min_price"] = min_price
+        listing.where("price >= :min_price", min_price=min_price)
     if max_price is not None:
-        clauses.append("price <= :max_price")
-        params["max_price"] = max_price
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        listing.where("price <= :max_price", max_price=max_price)
+    return listing
 
 
 @query("list-products", service=SERVICE, routes=["GET /products"])
 def list_products(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List products: q (name/description contains), category, minPrice, maxPrice, limit, offset."""
-    where, values = _listing_filters(request)
-    values["limit"] = query_int(request, "limit", PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-    values["offset"] = query_int(request, "offset", 0, low=0)
-    sql = f"SELECT {COLUMNS} FROM catalog.products{where} ORDER BY created_at, id LIMIT :limit OFFSET :offset"
-    with engine().connect() as conn:
-        rows = conn.execute(text(sql), values).all()
-    return json_response([_product_json(row) for row in rows])
+    return json_response([_product_json(row) for row in _listing(request).fetch(request)])
 
 
 @query("get-product", service=SERVICE, routes=["GET /products/{id}"])

@@ -9,7 +9,6 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
-from sqlalchemy import text
 
 from functions.group_commerce.rules import STATUSES, group_price_minor, parse_deadline
 from functions.group_commerce.store import (
@@ -23,12 +22,11 @@ from functions.group_commerce.store import (
 from fusion.contracts import CampaignCreated
 from fusion.db import engine
 from fusion.declare import command, query
+from fusion.listing import Listing
 from fusion.uow import UnitOfWork
-from fusion.web import bad_request, json_response, not_found, parse_body, query_choice, query_int, utc_now
+from fusion.web import bad_request, json_response, not_found, parse_body, query_choice, utc_now
 
 SERVICE = "group-commerce"
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 MAX_SEATS = 100_000
 
 
@@ -105,32 +103,18 @@ def create_campaign(request: flask.Request, params: dict[str, str], uow: UnitOfW
     return json_response(body, 201, headers={"Location": f"/campaigns/{body['id']}"})
 
 
-def _listing_filters(request: flask.Request) -> tuple[str, dict[str, Any]]:
-    clauses: list[str] = []
-    values: dict[str, Any] = {}
+@query("list-campaigns", service=SERVICE, routes=["GET /campaigns"])
+def list_campaigns(request: flask.Request, params: dict[str, str]) -> flask.Response:
+    """List campaigns, oldest first: status, productId, limit, offset."""
+    listing = Listing("group_commerce.campaigns", CAMPAIGN_COLUMNS, order_by="created_at, id")
     if status := query_choice(request, "status", STATUSES):
-        clauses.append("status = :status")
-        values["status"] = status
+        listing.where("status = :status", status=status)
     if raw_product := request.args.get("productId", "").strip():
         product_id = uuid_or_none(raw_product)
         if product_id is None:
             raise bad_request("productId", f"must be a UUID, got {raw_product!r}")
-        clauses.append("product_id = :product_id")
-        values["product_id"] = product_id
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", values
-
-
-@query("list-campaigns", service=SERVICE, routes=["GET /campaigns"])
-def list_campaigns(request: flask.Request, params: dict[str, str]) -> flask.Response:
-    """List campaigns, oldest first: status, productId, limit, offset."""
-    where, values = _listing_filters(request)
-    values["limit"] = query_int(request, "limit", PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-    values["offset"] = query_int(request, "offset", 0, low=0)
-    sql = (f"SELECT {CAMPAIGN_COLUMNS} FROM group_commerce.campaigns{where} "
-           "ORDER BY created_at, id LIMIT :limit OFFSET :offset")
-    with engine().connect() as conn:
-        rows = conn.execute(text(sql), values).all()
-    return json_response([campaign_view(row) for row in rows])
+        listing.where("product_id = :product_id", product_id=product_id)
+    return json_response([campaign_view(row) for row in listing.fetch(request)])
 
 
 @query("get-campaign", service=SERVICE, routes=["GET /campaigns/{id}"])

@@ -17,8 +17,9 @@ from fusion.binding import Event
 from fusion.contracts import ProductCreated
 from fusion.db import engine
 from fusion.declare import command, event_handler, payload_of, query
+from fusion.listing import Listing
 from fusion.uow import UnitOfWork
-from fusion.web import conflict, iso, json_response, not_found, parse_body, query_int
+from fusion.web import conflict, iso, json_response, not_found, parse_body
 
 SERVICE = "inventory"
 PAGE_SIZE = 500
@@ -57,18 +58,10 @@ def add_stock_for_product(event: Event, uow: UnitOfWork) -> None:
 @query("list-stock", service=SERVICE, routes=["GET /inventory"])
 def list_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """Stock of every sku, in sku order: sku (exact), limit, offset."""
-    values: dict[str, Any] = {
-        "limit": query_int(request, "limit", PAGE_SIZE, low=1, high=MAX_PAGE_SIZE),
-        "offset": query_int(request, "offset", 0, low=0),
-    }
-    where = ""
+    listing = Listing("inventory.stock", COLUMNS, order_by="sku", page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
     if sku := request.args.get("sku", "").strip():
-        where, values["sku"] = " WHERE sku = :sku", sku
-    with engine().connect() as conn:
-        rows = conn.execute(
-            text(f"SELECT {COLUMNS} FROM inventory.stock{where} ORDER BY sku LIMIT :limit OFFSET :offset"), values
-        ).all()
-    return json_response([stock_json(row) for row in rows])
+        listing.where("sku = :sku", sku=sku)
+    return json_response([stock_json(row) for row in listing.fetch(request)])
 
 
 @query("get-stock", service=SERVICE, routes=["GET /inventory/{sku}"])

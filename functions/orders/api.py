@@ -7,28 +7,29 @@ from decimal import Decimal
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from pydantic.alias_generators import to_camel
+from sqlalchemy import text
 
 from functions.orders.lifecycle import ALL_STATUSES, OrderStatus
 from functions.orders.prices import check_catalog_prices
 from functions.orders.store import (
+    ORDER_COLUMNS,
     OrderLine,
     find_order,
-    find_orders,
     move_order,
     order_total,
+    orders_json,
     parse_order_id,
     place_order,
 )
 from fusion.contracts import OrderCancelled
 from fusion.db import engine
 from fusion.declare import command, query
+from fusion.listing import Listing
 from fusion.money import MoneyError, normalise_currency, to_minor
 from fusion.uow import UnitOfWork
-from fusion.web import bad_request, conflict, json_response, not_found, parse_body, query_choice, query_int
+from fusion.web import bad_request, conflict, json_response, not_found, parse_body, query_choice
 
 SERVICE = "orders"
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
 MAX_TOTAL_MINOR = 10**15  # far below BIGINT, far above any real basket
@@ -88,13 +89,14 @@ def create_order(request: flask.Request, params: dict[str, str], uow: UnitOfWork
 @query("list-orders", service=SERVICE, routes=["GET /orders"])
 def list_orders(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List orders, newest first: customerId, status, limit, offset."""
-    customer_id = request.args.get("customerId", "").strip() or None
-    status = query_choice(request, "status", ALL_STATUSES)
-    limit = query_int(request, "limit", PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-    offset = query_int(request, "offset", 0, low=0)
+    listing = Listing("orders.orders", ORDER_COLUMNS, order_by="created_at DESC, id DESC")
+    if customer_id := request.args.get("customerId", "").strip():
+        listing.where("customer_id = :customer_id", customer_id=customer_id)
+    if status := query_choice(request, "status", ALL_STATUSES):
+        listing.where("status = :status", status=status)
+    sql, values = listing.statement(request)
     with engine().connect() as conn:
-        orders = find_orders(conn, customer_id=customer_id, status=status, limit=limit, offset=offset)
-    return json_response(orders)
+        return json_response(orders_json(conn, conn.execute(text(sql), values).all()))
 
 
 @query("get-order", service=SERVICE, routes=["GET /orders/{id}"])

@@ -218,24 +218,3 @@ def orders_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
 def find_order(conn: Connection, order_id: uuid.UUID) -> dict[str, Any] | None:
     row = conn.execute(text(f"SELECT {ORDER_COLUMNS} FROM orders.orders WHERE id = :id"), {"id": order_id}).first()
     return None if row is None else orders_json(conn, [row])[0]
-
-
-def find_orders(
-    conn: Connection, *, customer_id: str | None, status: str | None, limit: int, offset: int
-) -> list[dict[str, Any]]:
-    """Newest first, filtered by customer and status (each filter served by an index)."""
-    clauses: list[str] = []
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if customer_id:
-        clauses.append("customer_id = :customer_id")
-        params["customer_id"] = customer_id
-    if status:
-        clauses.append("status = :status")
-        params["status"] = status
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = conn.execute(
-        text(f"SELECT {ORDER_COLUMNS} FROM orders.orders{where} "
-             "ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"),
-        params,
-    ).all()
-    return orders_json(conn, rows)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,11 +14,9 @@ from functions.payments.rules import STATUSES, SUCCEEDED, why_not_payable
 from functions.payments.store import PAYMENT_COLUMNS, SERVICE, payment_id_or_none, payment_view
 from fusion.db import engine
 from fusion.declare import command, query
+from fusion.listing import Listing
 from fusion.uow import UnitOfWork
-from fusion.web import ApiError, conflict, json_response, not_found, parse_body, query_choice, query_int
-
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
+from fusion.web import ApiError, conflict, json_response, not_found, parse_body, query_choice
 
 
 class PaymentRequest(BaseModel):
@@ -53,27 +50,15 @@ def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWo
                          headers={"Location": f"/payments/{payment.id}"})
 
 
-def _listing_filters(request: flask.Request) -> tuple[str, dict[str, Any]]:
-    clauses, values = [], {}
-    if order_id := request.args.get("orderId", "").strip():
-        clauses.append("order_id = :order_id")
-        values["order_id"] = order_id
-    if status := query_choice(request, "status", STATUSES):
-        clauses.append("status = :status")
-        values["status"] = status
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", values
-
-
 @query("list-payments", service=SERVICE, routes=["GET /payments"])
 def list_payments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List payments, oldest first: orderId, status, limit, offset."""
-    where, values = _listing_filters(request)
-    values["limit"] = query_int(request, "limit", PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-    values["offset"] = query_int(request, "offset", 0, low=0)
-    sql = f"SELECT {PAYMENT_COLUMNS} FROM payments.payments{where} ORDER BY created_at, id LIMIT :limit OFFSET :offset"
-    with engine().connect() as conn:
-        rows = conn.execute(text(sql), values).all()
-    return json_response([payment_view(row) for row in rows])
+    listing = Listing("payments.payments", PAYMENT_COLUMNS, order_by="created_at, id")
+    if order_id := request.args.get("orderId", "").strip():
+        listing.where("order_id = :order_id", order_id=order_id)
+    if status := query_choice(request, "status", STATUSES):
+        listing.where("status = :status", status=status)
+    return json_response([payment_view(row) for row in listing.fetch(request)])
 
 
 @query("get-payment", service=SERVICE, routes=["GET /payments/{id}"])

@@ -23,13 +23,12 @@ from fusion.binding import Event
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
 from fusion.db import engine
 from fusion.declare import command, event_handler, payload_of, query
+from fusion.listing import Listing
 from fusion.registry import Delivery
 from fusion.uow import UnitOfWork
-from fusion.web import ApiError, json_response, not_found, parse_body, query_int, utc_now
+from fusion.web import ApiError, json_response, not_found, parse_body, utc_now
 
 SHIPPING_DELIVERY = Delivery(retries=3, backoff="exponential", delay=2.5)
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 
 
 def _recipient(paid_order: Any) -> tuple[str, ...]:
@@ -102,18 +101,10 @@ def create_shipment(request: flask.Request, params: dict[str, str], uow: UnitOfW
 @query("list-shipments", service=SERVICE, routes=["GET /shipments"])
 def list_shipments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List shipments, oldest first: orderId, limit, offset."""
-    order_id = request.args.get("orderId", "").strip()
-    values: dict[str, Any] = {
-        "order_id": order_id or None,
-        "limit": query_int(request, "limit", PAGE_SIZE, low=1, high=MAX_PAGE_SIZE),
-        "offset": query_int(request, "offset", 0, low=0),
-    }
-    where = " WHERE order_id = :order_id" if order_id else ""
-    sql = (f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments{where} "
-           "ORDER BY created_at, id LIMIT :limit OFFSET :offset")
-    with engine().connect() as conn:
-        rows = conn.execute(text(sql), values).all()
-    return json_response([shipment_view(row) for row in rows])
+    listing = Listing("shipping.shipments", SHIPMENT_COLUMNS, order_by="created_at, id")
+    if order_id := request.args.get("orderId", "").strip():
+        listing.where("order_id = :order_id", order_id=order_id)
+    return json_response([shipment_view(row) for row in listing.fetch(request)])
 
 
 @query("get-shipment", service=SERVICE, routes=["GET /shipments/{id}"])
