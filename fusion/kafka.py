@@ -39,9 +39,9 @@ def consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
         "session.timeout.ms": 2000,
         "heartbeat.interval.ms": 500,
         "max.poll.interval.ms": 10000,
-        # Tansu and Redpanda answer a fetch as soon as data arrives, so a long wait costs no latency
-        # and saves the broker hundreds of empty fetches a second.
-        "fetch.wait.max.ms": 500,
+        # The local broker does not always answer a waiting fetch when data arrives, so a long wait
+        # is paid as latency: 25 ms keeps one event hop near 15 ms (p50) for ~15% of a core when idle.
+        "fetch.wait.max.ms": 25,
         "reconnect.backoff.max.ms": 1000,
         "topic.metadata.refresh.interval.ms": 2000,
         "allow.auto.create.topics": False,
