@@ -165,28 +165,22 @@ def move_order(
     return Transition(order=row, previous_status=OrderStatus(row.previous_status))
 
 
-def _items_by_order(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    rows = conn.execute(
-        text("SELECT order_id, sku, quantity, price_minor FROM orders.order_items "
-             "WHERE order_id = ANY(:ids) ORDER BY order_id, line"),
-        {"ids": ids},
-    ).all()
+def _rows_by_order(conn: Connection, sql: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    """The rows `sql` selects for the orders `ids` (bound as :ids), grouped by their order_id."""
     grouped: dict[uuid.UUID, list[Any]] = {}
-    for row in rows:
+    for row in conn.execute(text(sql), {"ids": ids}).all():
         grouped.setdefault(row.order_id, []).append(row)
     return grouped
+
+
+def _items_by_order(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    return _rows_by_order(conn, "SELECT order_id, sku, quantity, price_minor FROM orders.order_items "
+                                "WHERE order_id = ANY(:ids) ORDER BY order_id, line", ids)
 
 
 def _history_by_order(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    rows = conn.execute(
-        text("SELECT order_id, status, reason, at FROM orders.order_history WHERE order_id = ANY(:ids) "
-             "ORDER BY order_id, id"),
-        {"ids": ids},
-    ).all()
-    grouped: dict[uuid.UUID, list[Any]] = {}
-    for row in rows:
-        grouped.setdefault(row.order_id, []).append(row)
-    return grouped
+    return _rows_by_order(conn, "SELECT order_id, status, reason, at FROM orders.order_history "
+                                "WHERE order_id = ANY(:ids) ORDER BY order_id, id", ids)
 
 
 def order_json(row: Any, items: list[Any], history: list[Any]) -> dict[str, Any]:
