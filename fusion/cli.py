@@ -112,7 +112,7 @@ def _dlq(args: argparse.Namespace) -> int:
 
 
 # Subcommands with options of their own: everything after their name is theirs.
-DELEGATED = {"knative": "fusion.knative.__main__", "smoke": "fusion.smoke"}
+DELEGATED = {"knative": "fusion.knative.__main__", "openapi": "fusion.openapi", "smoke": "fusion.smoke"}
 
 
 def _delegate(command: str, argv: list[str]) -> int:
@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("topic", help="the event topic (e.g. order.created) or its .dlq topic")
     dlq.set_defaults(run=_dlq)
     sub.add_parser("knative", help="render or check the Knative manifests: render|check|routes …")
+    sub.add_parser("openapi", help="write or check docs/openapi.json from the function registry: [--check]")
     sub.add_parser("smoke", help="post-deploy smoke test: --base-url URL | --port-offset N …")
     carrier = sub.add_parser("carrier", help="play the built-in carrier's next scan of a parcel")
     carrier.add_argument("action", choices=["advance"])

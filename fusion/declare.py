@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -117,30 +117,36 @@ def _match(spec: FunctionSpec, request: flask.Request) -> dict[str, str]:
     raise ApiError(404, f"no route for {request.method} {request.path}")
 
 
-def _http_spec(name: str, service: str, routes: Iterable[str], summary: str, target: str) -> FunctionSpec:
+def _http_spec(name: str, service: str, routes: Iterable[str], summary: str, target: str,
+               extra: dict[str, Any]) -> FunctionSpec:
     return FunctionSpec(name=name, target=target, service=service, kind="http", routes=_routes(routes),
-                        summary=summary)
+                        summary=summary, extra=extra)
 
 
 def query(
-    name: str, *, service: str, routes: Iterable[str], summary: str = ""
+    name: str, *, service: str, routes: Iterable[str], summary: str = "", params: Sequence[str] = ()
 ) -> Callable[[QueryFn], HttpFunction]:
-    """A read-only HTTP function."""
+    """A read-only HTTP function; `params` names the query parameters it reads (for the OpenAPI document)."""
 
     def decorate(fn: QueryFn) -> HttpFunction:
-        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__)
+        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__,
+                          {"params": tuple(params)})
         return _wrap(spec, lambda request: fn(request, _match(spec, request)))
 
     return decorate
 
 
 def command(
-    name: str, *, service: str, routes: Iterable[str], summary: str = ""
+    name: str, *, service: str, routes: Iterable[str], summary: str = "", body: type[BaseModel] | None = None
 ) -> Callable[[CommandFn], HttpFunction]:
-    """An HTTP function that changes state in one unit of work, honouring an `Idempotency-Key` header."""
+    """An HTTP function that changes state in one unit of work, honouring an `Idempotency-Key` header.
+
+    `body` is the model the function parses its JSON body with (for the OpenAPI document).
+    """
 
     def decorate(fn: CommandFn) -> HttpFunction:
-        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__)
+        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__,
+                          {"body": body})
 
         def serve(request: flask.Request) -> flask.Response:
             params = _match(spec, request)

@@ -62,7 +62,7 @@ def _price_in_minor_units(product: NewProduct) -> int:
         raise bad_request("price", str(exc)) from None
 
 
-@command("create-product", service=SERVICE, routes=["POST /products"])
+@command("create-product", service=SERVICE, routes=["POST /products"], body=NewProduct)
 def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Create a product and publish product.created."""
     product = parse_body(request, NewProduct)
@@ -101,7 +101,8 @@ def _listing(request: flask.Request) -> Listing:
     return listing
 
 
-@query("list-products", service=SERVICE, routes=["GET /products"])
+@query("list-products", service=SERVICE, routes=["GET /products"],
+       params=["q", "category", "minPrice", "maxPrice", "limit", "offset"])
 def list_products(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List products: q (name/description contains), category, minPrice, maxPrice, limit, offset."""
     return json_response([_product_json(row) for row in _listing(request).fetch(request)])

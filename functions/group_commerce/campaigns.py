@@ -78,7 +78,7 @@ def _product(uow: UnitOfWork, product_id: uuid.UUID) -> Any:
     return row
 
 
-@command("create-campaign", service=SERVICE, routes=["POST /campaigns"])
+@command("create-campaign", service=SERVICE, routes=["POST /campaigns"], body=NewCampaign)
 def create_campaign(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Create a group-buying campaign for a product and publish group-commerce.campaign.created."""
     campaign = _checked(parse_body(request, NewCampaign))
@@ -103,7 +103,8 @@ def create_campaign(request: flask.Request, params: dict[str, str], uow: UnitOfW
     return json_response(body, 201, headers={"Location": f"/campaigns/{body['id']}"})
 
 
-@query("list-campaigns", service=SERVICE, routes=["GET /campaigns"])
+@query("list-campaigns", service=SERVICE, routes=["GET /campaigns"],
+       params=["status", "productId", "limit", "offset"])
 def list_campaigns(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List campaigns, oldest first: status, productId, limit, offset."""
     listing = Listing("group_commerce.campaigns", CAMPAIGN_COLUMNS, order_by="created_at, id")

@@ -98,7 +98,7 @@ def _publish_join(uow: UnitOfWork, row: Any, user_id: str) -> None:
                     payload=CampaignSuccessful(campaign=campaign, participants=participants))
 
 
-@command("join-campaign", service=SERVICE, routes=["POST /campaigns/{id}/join"])
+@command("join-campaign", service=SERVICE, routes=["POST /campaigns/{id}/join"], body=Joiner)
 def join_campaign(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Take a seat in a campaign for a user; publish joined, and successful when it reaches its minimum."""
     campaign_id = uuid_or_none(params["id"])

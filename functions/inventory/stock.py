@@ -55,7 +55,7 @@ def add_stock_for_product(event: Event, uow: UnitOfWork) -> None:
     )
 
 
-@query("list-stock", service=SERVICE, routes=["GET /inventory"])
+@query("list-stock", service=SERVICE, routes=["GET /inventory"], params=["sku", "limit", "offset"])
 def list_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """Stock of every sku, in sku order: sku (exact), limit, offset."""
     listing = Listing("inventory.stock", COLUMNS, order_by="sku", page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
@@ -75,7 +75,7 @@ def get_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     return json_response(stock_json(row))
 
 
-@command("set-stock", service=SERVICE, routes=["PUT /inventory"])
+@command("set-stock", service=SERVICE, routes=["PUT /inventory"], body=StockLevel)
 def set_stock(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Set the stock on hand of a sku; 409 when that is less than what orders have reserved."""
     level = parse_body(request, StockLevel)

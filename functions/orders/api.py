@@ -76,7 +76,7 @@ def _priced_lines(order: NewOrder) -> list[OrderLine]:
     return lines
 
 
-@command("create-order", service=SERVICE, routes=["POST /orders"])
+@command("create-order", service=SERVICE, routes=["POST /orders"], body=NewOrder)
 def create_order(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Place an order at the catalog's current prices and publish order.created."""
     order = parse_body(request, NewOrder)
@@ -86,7 +86,8 @@ def create_order(request: flask.Request, params: dict[str, str], uow: UnitOfWork
     return json_response(body, 201, headers={"Location": f"/orders/{body['id']}"})
 
 
-@query("list-orders", service=SERVICE, routes=["GET /orders"])
+@query("list-orders", service=SERVICE, routes=["GET /orders"],
+       params=["customerId", "status", "limit", "offset"])
 def list_orders(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List orders, newest first: customerId, status, limit, offset."""
     listing = Listing("orders.orders", ORDER_COLUMNS, order_by="created_at DESC, id DESC")
@@ -118,7 +119,7 @@ def _cancellation_reason(request: flask.Request) -> str:
     return parse_body(request, Cancellation).reason or CANCELLED_BY_CUSTOMER
 
 
-@command("cancel-order", service=SERVICE, routes=["POST /orders/{id}/cancel"])
+@command("cancel-order", service=SERVICE, routes=["POST /orders/{id}/cancel"], body=Cancellation)
 def cancel_order(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Cancel a created, confirmed or paid order and publish order.cancelled; cancelling twice is harmless."""
     order_id = parse_order_id(params["id"])

@@ -34,7 +34,7 @@ def provider_errors() -> Iterator[None]:
         raise ApiError(503, "the payment provider is unavailable, try again", code="provider_unavailable") from exc
 
 
-@command("create-payment", service=SERVICE, routes=["POST /payments"])
+@command("create-payment", service=SERVICE, routes=["POST /payments"], body=PaymentRequest)
 def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Start the payment of a payable order, or return the one it has, with the PaymentIntent's client secret."""
     order_id = parse_body(request, PaymentRequest).order_id
@@ -50,7 +50,8 @@ def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWo
                          headers={"Location": f"/payments/{payment.id}"})
 
 
-@query("list-payments", service=SERVICE, routes=["GET /payments"])
+@query("list-payments", service=SERVICE, routes=["GET /payments"],
+       params=["orderId", "status", "limit", "offset"])
 def list_payments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List payments, oldest first: orderId, status, limit, offset."""
     listing = Listing("payments.payments", PAYMENT_COLUMNS, order_by="created_at, id")

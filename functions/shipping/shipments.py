@@ -85,7 +85,7 @@ class ShipmentRequest(BaseModel):
     order_id: str = Field(alias="orderId", min_length=1, max_length=200)
 
 
-@command("create-shipment", service=SERVICE, routes=["POST /shipments"])
+@command("create-shipment", service=SERVICE, routes=["POST /shipments"], body=ShipmentRequest)
 def create_shipment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Ship a paid order (201), or return its shipment (200) when it has one."""
     order_id = parse_body(request, ShipmentRequest).order_id
@@ -98,7 +98,7 @@ def create_shipment(request: flask.Request, params: dict[str, str], uow: UnitOfW
                          headers={"Location": f"/shipments/{shipment.id}"})
 
 
-@query("list-shipments", service=SERVICE, routes=["GET /shipments"])
+@query("list-shipments", service=SERVICE, routes=["GET /shipments"], params=["orderId", "limit", "offset"])
 def list_shipments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List shipments, oldest first: orderId, limit, offset."""
     listing = Listing("shipping.shipments", SHIPMENT_COLUMNS, order_by="created_at, id")

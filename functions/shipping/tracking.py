@@ -102,7 +102,7 @@ def _moment(at: datetime | None) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-@command("carrier-update", service=SERVICE, routes=["POST /carrier/updates"])
+@command("carrier-update", service=SERVICE, routes=["POST /carrier/updates"], body=CarrierUpdate)
 def carrier_update(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """A carrier reports a parcel in transit or delivered; publishes shipping.delivered on delivery."""
     _check_carrier_secret(request)
