@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -55,10 +55,10 @@ class OutboxRelay:
             self._producer = producer(self.brokers)
         return self._producer
 
-    def publish_pending(self) -> int:
-        """One pass over every schema's outbox; returns how many rows were published."""
+    def publish_pending(self, schemas: Iterable[str] | None = None) -> int:
+        """One pass over the outboxes of `schemas` (default: all); returns how many rows were published."""
         total = 0
-        for schema in self.schemas:
+        for schema in self.schemas if schemas is None else schemas:
             while True:
                 count, full_batch = self._publish_batch(schema)
                 total += count
@@ -124,24 +124,32 @@ class OutboxRelay:
         backoff = 0.5
         last_cleanup = 0.0
         listener: psycopg.Connection[tuple[Any, ...]] | None = None
+        committed: set[str] | None = None  # None: sweep every schema
+        last_sweep = 0.0
         while not stop.is_set():
             try:
                 if listener is None or listener.closed:
                     listener = psycopg.connect(self.database_url, autocommit=True, connect_timeout=3)
                     listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
-                self.publish_pending()
+                    committed = None
+                if time.monotonic() - last_sweep > sweep_interval:
+                    committed = None  # a busy stream of commits must not starve the sweep
+                if committed is None:
+                    last_sweep = time.monotonic()
+                self.publish_pending(committed)
                 backoff = 0.5
                 if time.monotonic() - last_cleanup > 60:
                     self.delete_published()
                     last_cleanup = time.monotonic()
-                for _ in listener.notifies(timeout=sweep_interval, stop_after=1):
-                    pass
+                committed = self._wait_for_commits(listener, sweep_interval)
             except PublishFailed as exc:
+                committed = None
                 log.warning("%s; retrying in %.1f s", exc, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 self._recreate_topics()
             except psycopg.OperationalError as exc:
+                committed = None
                 log.warning("database unavailable for the relay: %s; retrying in %.1f s", exc, backoff)
                 listener = None
                 self._conn = None
@@ -150,6 +158,14 @@ class OutboxRelay:
         if listener is not None:
             listener.close()
         self.close()
+
+    def _wait_for_commits(self, listener: psycopg.Connection[tuple[Any, ...]], timeout: float) -> set[str] | None:
+        """The schemas whose transactions committed events (from their NOTIFY), or None when the sweep is due."""
+        notified = {note.payload for note in listener.notifies(timeout=timeout, stop_after=1)}
+        if not notified:
+            return None
+        notified |= {note.payload for note in listener.notifies(timeout=0.001)}  # the ones that came meanwhile
+        return notified & set(self.schemas)
 
     def _recreate_topics(self) -> None:
         """A memory-only broker that restarted has lost its topics: create them again."""
