@@ -14,6 +14,8 @@ from fusion.knative.resources import (
     N8N_SECRET_KEYS,
     RELAY,
     RELAY_DB_KEY,
+    SHIPPING_KEYS,
+    SHIPPING_SECRET,
     STRIPE_KEYS,
     STRIPE_SECRET,
     Manifest,
@@ -80,6 +82,7 @@ def secret_templates(env: Environment) -> list[Manifest]:
         _secret_template(DATABASE_SECRET, database_secret_keys(), env,
                          "PostgreSQL URL per service, for migrations and for the outbox relay"),
         _secret_template(STRIPE_SECRET, STRIPE_KEYS, env, "Stripe API key and webhook signing secret"),
+        _secret_template(SHIPPING_SECRET, SHIPPING_KEYS, env, "shared secret carriers send with status updates"),
         _secret_template(N8N_SECRET, N8N_SECRET_KEYS, env, "n8n login, encryption key and its database"),
     ]
 

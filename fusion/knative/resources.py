@@ -19,10 +19,12 @@ CONFIG_MAP = "fusion-config"
 BROKER_CONFIG_MAP = "kafka-broker-config"
 DATABASE_SECRET = "fusion-database"  # one key per consumer: each service, migrations, outbox-relay
 STRIPE_SECRET = "fusion-stripe"
+SHIPPING_SECRET = "fusion-shipping"
 N8N_SECRET = "n8n-credentials"
 MIGRATIONS_DB_KEY = "migrations"
 RELAY_DB_KEY = "outbox-relay"
 STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+SHIPPING_KEYS = ("SHIPPING_CARRIER_SECRET",)  # carriers send it with their status updates
 N8N_SECRET_KEYS = (
     "N8N_BASIC_AUTH_USER",
     "N8N_BASIC_AUTH_PASSWORD",
@@ -32,7 +34,7 @@ N8N_SECRET_KEYS = (
     "DB_POSTGRESDB_USER",
     "DB_POSTGRESDB_PASSWORD",
 )
-SECRET_ENV_NAMES = frozenset({"DATABASE_URL", *STRIPE_KEYS, *N8N_SECRET_KEYS})
+SECRET_ENV_NAMES = frozenset({"DATABASE_URL", *STRIPE_KEYS, *SHIPPING_KEYS, *N8N_SECRET_KEYS})
 
 BROKER = "fusion"
 NOTIFIER = "n8n"

@@ -16,6 +16,8 @@ from fusion.knative.environments import Environment
 from fusion.knative.resources import (
     DATABASE_SECRET,
     ROUTES_ANNOTATION,
+    SHIPPING_KEYS,
+    SHIPPING_SECRET,
     STRIPE_KEYS,
     STRIPE_SECRET,
     Manifest,
@@ -81,6 +83,8 @@ def _env(spec: FunctionSpec) -> list[dict[str, Any]]:
     ]
     if service.name in SERVICES_WITH_STRIPE:
         env.extend(secret_env(key, STRIPE_SECRET) for key in STRIPE_KEYS)
+    if service.name == "shipping":
+        env.extend(secret_env(key, SHIPPING_SECRET) for key in SHIPPING_KEYS)
     return env
 
 

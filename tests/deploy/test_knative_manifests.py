@@ -314,7 +314,8 @@ def test_secrets_are_only_templates_outside_the_applied_folders(env: Environment
                      if doc]
         assert of_kind(documents, "Secret") == []
     templates = [doc for doc in yaml.safe_load_all((root / "secrets" / "secrets.template.yaml").read_text()) if doc]
-    assert {doc["metadata"]["name"] for doc in templates} == {"fusion-database", "fusion-stripe", "n8n-credentials"}
+    assert {doc["metadata"]["name"] for doc in templates} == {"fusion-database", "fusion-stripe", "fusion-shipping",
+                                                                    "n8n-credentials"}
     assert all(set(doc["stringData"].values()) == {""} and "data" not in doc for doc in templates)
 
 

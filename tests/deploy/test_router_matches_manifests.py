@@ -28,3 +28,13 @@ def test_compose_service_urls_come_from_a_template() -> None:
     spec = load_all()["reserve-stock"]
     assert service_url_from("http://{service}:{port}")(spec) == "http://inventory:3002"
     assert service_url_from(None)(spec).startswith("http://127.0.0.1:")
+
+
+def test_shipping_functions_read_the_carrier_secret_by_reference() -> None:
+    services = [doc for doc in load_manifests(KNATIVE_DIR / "overlays" / "production")
+                if doc.get("kind") == "Service" and doc["apiVersion"].startswith("serving.knative.dev")
+                and doc["metadata"]["labels"].get("fusioncommerce.dev/service") == "shipping"]
+    assert services
+    for service in services:
+        env = {e["name"]: e for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["SHIPPING_CARRIER_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "fusion-shipping"
