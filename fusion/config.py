@@ -36,6 +36,11 @@ class Settings:
     def sqlalchemy_url(self) -> str:
         return to_sqlalchemy_url(self.database_url)
 
+    @property
+    def libpq_url(self) -> str:
+        """The URL as psycopg takes it (no SQLAlchemy driver name)."""
+        return "postgresql://" + self.sqlalchemy_url.removeprefix("postgresql+psycopg://")
+
 
 def to_sqlalchemy_url(database_url: str) -> str:
     """`postgresql://…` as given by operators, with the psycopg 3 driver named for SQLAlchemy."""

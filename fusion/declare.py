@@ -65,9 +65,9 @@ def _is_health(request: flask.Request) -> bool:
 
 
 def _internal_error(spec: FunctionSpec, exc: BaseException) -> flask.Response:
-    from sqlalchemy.exc import DBAPIError, OperationalError
+    import psycopg
 
-    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         log.warning("database unavailable in %s: %s", spec.name, exc)
         return ApiError(503, "database unavailable, try again").response()
     log.exception("unexpected error in %s", spec.name)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask
-from sqlalchemy import Row, text
 
 from fusion.db import engine
 from fusion.web import query_int
@@ -39,7 +38,7 @@ class Listing:
         sql = f"SELECT {self.columns} FROM {self.table}{where} ORDER BY {self.order_by} LIMIT :limit OFFSET :offset"
         return sql, {**self.values, "limit": limit, "offset": offset}
 
-    def fetch(self, request: flask.Request) -> Sequence[Row[Any]]:
+    def fetch(self, request: flask.Request) -> Sequence[Any]:
         sql, values = self.statement(request)
         with engine().connect() as conn:
-            return conn.execute(text(sql), values).all()
+            return conn.execute(sql, values).all()

@@ -9,11 +9,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, text
-
 from fusion.binding import Event, new_event
 from fusion.contracts import Contract
-from fusion.db import engine
+from fusion.db import Connection, Result, engine
 
 OUTBOX_CHANNEL = "fusion_outbox"
 current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent", default=None)
@@ -31,8 +29,8 @@ class UnitOfWork:
         self.conn = conn
         self.events: list[Event] = []
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
-        return self.conn.execute(text(sql), dict(params or {}))
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Result:
+        return self.conn.execute(sql, params)
 
     def publish(self, topic: str, subject: str, payload: Contract, partition_key: str | None = None) -> Event:
         """Queue an event; it is written to the outbox when the transaction commits."""

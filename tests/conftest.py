@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
 from support import free_port
 
 from fusion import config, db
+from fusion.db import text
 from fusion.local.infra import ManagedProcess, start_broker, start_postgres
 from fusion.registry import SERVICES
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
-from sqlalchemy import text
 
 from fusion.contracts import ProductCreated
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import command, query
 from fusion.listing import Listing
 from fusion.money import MoneyError, exponent, normalise_currency, to_minor

@@ -125,7 +125,8 @@ def get_campaign(request: flask.Request, params: dict[str, str]) -> flask.Respon
     if campaign_id is None:
         raise not_found("campaign", params["id"])
     # One snapshot, so the participants match actualParticipants.
-    with engine().connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+    with engine().connect() as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = load_campaign(conn, campaign_id)
         if row is None:
             raise not_found("campaign", params["id"])

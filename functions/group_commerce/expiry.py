@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlalchemy import text
-
 from functions.group_commerce.rules import EXPIRED, closing_status
 from functions.group_commerce.store import CAMPAIGN_COLUMNS, campaign_contract, participant_ids
 from fusion.binding import Event
 from fusion.contracts import CampaignClosed, CampaignExpired
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import scheduled
 from fusion.uow import unit_of_work
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, text
-
 from fusion.contracts import Campaign
+from fusion.db import Connection, text
 from fusion.money import to_decimal
 
 CAMPAIGN_COLUMNS = (

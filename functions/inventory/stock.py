@@ -10,12 +10,11 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import text
 
 from functions.inventory.delivery import PRODUCT_EVENTS
 from fusion.binding import Event
 from fusion.contracts import ProductCreated
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import command, event_handler, payload_of, query
 from fusion.listing import Listing
 from fusion.uow import UnitOfWork

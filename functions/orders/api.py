@@ -7,7 +7,6 @@ from decimal import Decimal
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from pydantic.alias_generators import to_camel
-from sqlalchemy import text
 
 from functions.orders.lifecycle import ALL_STATUSES, OrderStatus
 from functions.orders.prices import check_catalog_prices
@@ -22,7 +21,7 @@ from functions.orders.store import (
     place_order,
 )
 from fusion.contracts import OrderCancelled
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import command, query
 from fusion.listing import Listing
 from fusion.money import MoneyError, normalise_currency, to_minor

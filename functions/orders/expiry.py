@@ -6,15 +6,13 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
-
 from functions.orders.lifecycle import OrderStatus
 from functions.orders.store import move_order
 from fusion import logs
 from fusion.binding import Event
 from fusion.config import settings
 from fusion.contracts import OrderCancelled
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import scheduled
 from fusion.uow import unit_of_work
 from fusion.web import utc_now

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, text
-
 from functions.orders.lifecycle import OrderStatus, allowed_from
 from fusion import logs
 from fusion.contracts import OrderCreated, OrderItem
+from fusion.db import Connection, text
 from fusion.money import normalise_currency, to_decimal
 from fusion.uow import UnitOfWork
 from fusion.web import iso

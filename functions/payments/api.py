@@ -7,12 +7,11 @@ from contextlib import contextmanager
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 
 from functions.payments import flow, gateway, store
 from functions.payments.rules import STATUSES, SUCCEEDED, why_not_payable
 from functions.payments.store import PAYMENT_COLUMNS, SERVICE, payment_id_or_none, payment_view
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import command, query
 from fusion.listing import Listing
 from fusion.uow import UnitOfWork

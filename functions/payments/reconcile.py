@@ -12,13 +12,11 @@ import logging
 import os
 import uuid
 
-from sqlalchemy import text
-
 from functions.payments import flow, gateway, store
 from functions.payments.rules import intent_outcome
 from functions.payments.store import SERVICE
 from fusion.binding import Event
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import scheduled
 from fusion.uow import unit_of_work
 

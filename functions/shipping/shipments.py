@@ -13,7 +13,6 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 
 from functions.shipping import store
 from functions.shipping.carrier import STATUS_DESCRIPTIONS, Parcel, default_carrier
@@ -21,7 +20,7 @@ from functions.shipping.rules import CANCELLED, LABEL_CREATED
 from functions.shipping.store import SERVICE, SHIPMENT_COLUMNS, shipment_view, uuid_or_none
 from fusion.binding import Event
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import command, event_handler, payload_of, query
 from fusion.listing import Listing
 from fusion.registry import Delivery

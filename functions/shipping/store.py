@@ -8,11 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
-
 from functions.shipping.rules import public_url
 from fusion.config import settings
 from fusion.contracts import LabelCreated, ShipmentDelivered
+from fusion.db import Connection, text
 from fusion.registry import SERVICES
 from fusion.uow import UnitOfWork
 

@@ -19,14 +19,13 @@ from typing import Any, Literal
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 
 from functions.shipping import store
 from functions.shipping.carrier import OFFLINE_CARRIER, STATUS_DESCRIPTIONS
 from functions.shipping.rules import DELIVERED, can_move
 from functions.shipping.store import SERVICE, SHIPMENT_COLUMNS
 from fusion.config import settings
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.declare import command, query
 from fusion.uow import UnitOfWork, unit_of_work
 from fusion.web import ApiError, json_response, not_found, parse_body, utc_now

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
 
-from fusion.db import engine
+from fusion.db import engine, text
 
 PRODUCT = {"sku": "TSHIRT-1", "name": "Organic T-shirt", "description": "Soft cotton", "price": 19.99,
            "currency": "USD", "inventory": 100, "category": "apparel"}

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
 
 from fusion import db
 from fusion.binding import Event, new_event, to_http
 from fusion.contracts import ProductCreated
+from fusion.db import text
 from fusion.topics import PING_TYPE
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from fusion.binding import Event, new_event, to_http
@@ -29,7 +28,7 @@ from fusion.contracts import (
     PaymentFailed,
     ProductCreated,
 )
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.topics import topic
 
 Clients = Callable[[str], FlaskClient]

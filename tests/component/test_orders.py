@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from functions.orders.expiry import EXPIRY_REASON, expire_unpaid
@@ -36,7 +35,7 @@ from fusion.contracts import (
     ShipmentDelivered,
     StockLine,
 )
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.topics import PING_TYPE, topic
 from fusion.uow import unit_of_work
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import stripe
 from flask.testing import FlaskClient
-from sqlalchemy import text
 from stripe_fixtures import (  # noqa: F401 - fixtures
     WebhookReceiver,
     localstripe,
@@ -28,6 +27,7 @@ from functions.payments.gateway import reset_stripe_client, stripe_client
 from fusion import config, db
 from fusion.binding import Event, new_event, to_http
 from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderItem, StockLine
+from fusion.db import text
 from fusion.topics import PING_TYPE
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import text
 
 from functions.shipping.rules import is_valid_tracking_number
 from functions.shipping.tracking import UnknownTrackingNumber, advance_shipment
@@ -24,6 +23,7 @@ from fusion import db
 from fusion.binding import Event, new_event, to_http
 from fusion.config import settings
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
+from fusion.db import text
 from fusion.registry import SERVICES
 from fusion.web import iso
 

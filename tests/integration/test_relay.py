@@ -6,11 +6,9 @@ import threading
 import time
 import uuid
 
-from sqlalchemy import text
-
 from fusion.binding import from_kafka
 from fusion.contracts import InventoryReleased, StockLine
-from fusion.db import engine
+from fusion.db import engine, text
 from fusion.kafka import consumer, ensure_topics
 from fusion.local.infra import ManagedProcess
 from fusion.relay import OutboxRelay, PublishFailed
