@@ -53,6 +53,7 @@ def _relay(args: argparse.Namespace) -> int:
     from fusion.uow import schema_of
 
     config = settings()
+    _log_as("relay")
     relay = OutboxRelay(config.database_url, config.kafka_brokers, [schema_of(s) for s in SERVICES])
     if args.once:
         print(f"published {relay.publish_pending()} events")
@@ -66,6 +67,7 @@ def _router(args: argparse.Namespace) -> int:
     from fusion.registry import load_all
     from fusion.router import Router, service_url_from
 
+    _log_as("router")
     interval = float(os.environ.get("FUSION_SCHEDULE_INTERVAL", "0")) or None
     base_url = service_url_from(os.environ.get("FUSION_SERVICE_URL_TEMPLATE"))
     router = Router(list(load_all().values()), settings().kafka_brokers, base_url=base_url,
@@ -81,6 +83,14 @@ def _router(args: argparse.Namespace) -> int:
         router.close()
 
     return _run_until_signal(serve_until)
+
+
+def _log_as(part: str) -> None:
+    from fusion import logs
+    from fusion.config import settings
+
+    logs.configure(settings().log_level)
+    logs.bind(service=part)
 
 
 def _run_until_signal(work: Callable[[threading.Event], object]) -> int:

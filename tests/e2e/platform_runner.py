@@ -10,11 +10,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from fusion.local.infra import ManagedProcess
+from fusion.migrate import upgrade
 from fusion.registry import SERVICES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +99,28 @@ def eventually(probe: Callable[[], Any], accept: Callable[[Any], bool], timeout:
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached in {timeout} s; last: {result!r}")
         time.sleep(0.1)
+
+
+def new_database(postgres: ManagedProcess) -> str:
+    """A fresh, migrated database in the session's PostgreSQL."""
+    name = f"e2e_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = postgres.url.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    return url
+
+
+def launch(database_url: str, brokers: str, state_dir: Path, offset: int, output: Path,
+           **extra: str) -> RunningPlatform:
+    """`fusion dev` on a given database and broker; it starts its own localstripe."""
+    env = {
+        "DATABASE_URL": database_url,
+        "KAFKA_BROKERS": brokers,
+        "FUSION_STATE_DIR": str(state_dir),
+        # empty: the platform starts its own localstripe, whatever other tests left in the environment
+        "STRIPE_SECRET_KEY": "", "STRIPE_API_BASE": "", "STRIPE_WEBHOOK_SECRET": "", "STRIPE_AUTO_CONFIRM": "",
+        "LOG_LEVEL": "info",
+        **extra,
+    }
+    return start_platform(env, offset, output)

@@ -8,8 +8,6 @@ from typing import Any
 
 from platform_runner import RunningPlatform, eventually
 
-from fusion.local.infra import start_broker
-
 FINAL = {"failed", "cancelled", "confirmed", "paid", "shipped", "delivered"}
 PAST_CONFIRMED = {"confirmed", "paid", "shipped", "delivered"}
 
@@ -80,20 +78,3 @@ def test_fifty_concurrent_orders_for_ten_in_stock(platform: RunningPlatform) -> 
     row = stock(platform, product["sku"])
     assert row["available"] == 0 and row["quantity"] >= 0 and row["reserved"] >= 0
     assert row["quantity"] - row["available"] == row["reserved"]
-
-
-def test_orders_placed_while_the_broker_is_down_complete_when_it_is_back(
-    platform: RunningPlatform, e2e_broker: list[Any], e2e_broker_port: int, infra_dir: Any
-) -> None:
-    product = new_product(platform, inventory=20)
-    e2e_broker[0].stop()
-    try:
-        placed = [place(platform, product["sku"], 1, 10.0) for _ in range(3)]
-        assert all(status == 201 for status, _ in placed)
-        assert all(order_status(platform, order["id"]) == "created" for _, order in placed)
-    finally:
-        e2e_broker[0] = start_broker(e2e_broker_port, log_file=infra_dir / "e2e-broker-2.log")
-    for _, order in placed:
-        assert eventually(lambda o=order: order_status(platform, o["id"]), lambda s: s in PAST_CONFIRMED,
-                          timeout=60) in PAST_CONFIRMED
-    assert stock(platform, product["sku"])["available"] == 17

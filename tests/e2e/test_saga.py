@@ -53,7 +53,7 @@ def carrier_scan(platform: RunningPlatform, tracking: str, status: str) -> None:
     assert code == 200, body
 
 
-def test_happy_path_from_placed_to_delivered(platform: RunningPlatform, e2e_broker: list[ManagedProcess]) -> None:
+def test_happy_path_from_placed_to_delivered(platform: RunningPlatform, e2e_broker: ManagedProcess) -> None:
     product = new_product(platform, inventory=10, price=12.5)
     _, order = place(platform, product["sku"], 2, 12.5, customer="happy-customer")
     assert eventually(lambda: order_status(platform, order["id"]), lambda s: s == "shipped") == "shipped"
@@ -71,7 +71,7 @@ def test_happy_path_from_placed_to_delivered(platform: RunningPlatform, e2e_brok
     row = stock(platform, product["sku"])
     assert row["quantity"] == 8 and row["reserved"] == 0  # the reservation became a sale
 
-    seen = sorted(events_for(e2e_broker[0].url, SAGA_TOPICS, order["id"], len(SAGA_TOPICS)),
+    seen = sorted(events_for(e2e_broker.url, SAGA_TOPICS, order["id"], len(SAGA_TOPICS)),
                   key=lambda e: e.attributes["time"])
     assert [e.type.removeprefix("com.fusioncommerce.") for e in seen] == SAGA_TOPICS
 
