@@ -49,7 +49,7 @@ class Notification:
     topic: str
     title: str  # the workflow's name
     path: str  # the webhook path: /webhook/<path>
-    audience: str  # n8n expression (an object): whom to tell; the gateway resolves an order to its customer
+    audience: str  # n8n expression (an object): whom to tell
     subject: str  # n8n expression
     message: str  # n8n expression
 
@@ -64,7 +64,7 @@ NOTIFICATIONS: tuple[Notification, ...] = (
     ),
     Notification(
         topic="shipping.label.created", title="Order shipped", path="order-shipped",
-        audience="={{ { orderId: $json.body.orderId } }}",
+        audience="={{ { customerId: $json.body.customerId, orderId: $json.body.orderId } }}",
         subject="=Your order {{ $json.body.orderId }} has shipped",
         message="=Your order is on its way with {{ $json.body.carrier }}. "
                 "Tracking number: {{ $json.body.trackingNumber }}, "
@@ -72,7 +72,7 @@ NOTIFICATIONS: tuple[Notification, ...] = (
     ),
     Notification(
         topic="payment.failed", title="Payment failed", path="payment-failed",
-        audience="={{ { orderId: $json.body.orderId } }}",
+        audience="={{ { customerId: $json.body.customerId, orderId: $json.body.orderId } }}",
         subject="=Payment for order {{ $json.body.orderId }} failed",
         message="=We could not take the payment for order {{ $json.body.orderId }}: {{ $json.body.reason }}. "
                 "The items were released; please order again with another payment method.",
