@@ -47,3 +47,10 @@ def test_orders_placed_while_the_broker_is_down_complete_when_it_is_back(
         assert eventually(lambda o=order: order_status(platform, o["id"]), lambda s: s in PAST_CONFIRMED,
                           timeout=60) in PAST_CONFIRMED
     assert stock(platform, product["sku"])["available"] == 17
+
+
+def test_after_the_outage_every_handler_is_back(outage: tuple[RunningPlatform, list[ManagedProcess]]) -> None:
+    platform, _ = outage
+    product = new_product(platform, inventory=5)
+    _, order = place(platform, product["sku"], 1, 10.0)
+    assert eventually(lambda: order_status(platform, order["id"]), lambda s: s == "shipped", timeout=60) == "shipped"
