@@ -191,7 +191,7 @@ def from_structured(body: bytes) -> Event:
 
 
 def to_structured(event: Event) -> dict[str, Any]:
-    """The JSON event format of `event` (for logs, the dead-letter CLI and tests)."""
+    """The JSON event format of `event` (structured content mode)."""
     envelope: dict[str, Any] = dict(event.attributes)
     if event.data is not None:
         try:

@@ -38,8 +38,7 @@ class Settings:
 
     @property
     def libpq_url(self) -> str:
-        """The URL as psycopg takes it (no SQLAlchemy driver name)."""
-        return "postgresql://" + self.sqlalchemy_url.removeprefix("postgresql+psycopg://")
+        return to_libpq_url(self.database_url)
 
 
 def to_sqlalchemy_url(database_url: str) -> str:
@@ -48,6 +47,11 @@ def to_sqlalchemy_url(database_url: str) -> str:
         if database_url.startswith(prefix):
             return "postgresql+psycopg://" + database_url[len(prefix) :]
     raise ConfigError(f"DATABASE_URL must start with postgresql://, got {database_url[:30]!r}")
+
+
+def to_libpq_url(database_url: str) -> str:
+    """The URL as psycopg takes it (no SQLAlchemy driver name)."""
+    return "postgresql://" + to_sqlalchemy_url(database_url).removeprefix("postgresql+psycopg://")
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

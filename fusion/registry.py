@@ -77,6 +77,14 @@ class Delivery:
         return self.delay * retry if self.backoff == "linear" else self.delay * 2**retry
 
 
+# The original delivery policy table, one policy per kind of event (retries before the dead letters).
+PRODUCT_EVENTS = Delivery(retries=3, backoff="exponential", delay=1.0)
+ORDER_EVENTS = Delivery(retries=3, backoff="exponential", delay=0.5)  # order.*: waits 1 s, 2 s, 4 s
+RESERVATION_EVENTS = Delivery(retries=3, backoff="linear", delay=1.0)  # inventory reservation: 1 s, 2 s, 3 s
+PAYMENT_EVENTS = Delivery(retries=5, backoff="exponential", delay=1.0)  # payment processing: 2 s … 32 s
+SHIPPING_EVENTS = Delivery(retries=3, backoff="exponential", delay=2.5)  # shipping: 5 s, 10 s, 20 s
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -149,7 +157,3 @@ def functions_of(service: str) -> list[FunctionSpec]:
 
 def callable_of(name: str) -> Callable[..., Any]:
     return _callables[name]
-
-
-def spec_of(name: str) -> FunctionSpec:
-    return _registry[name]

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from fusion.binding import Event, to_kafka
+from fusion.config import to_libpq_url
 from fusion.kafka import ensure_topics, producer
 from fusion.topics import all_topic_names
 from fusion.uow import OUTBOX_CHANNEL
@@ -31,13 +32,9 @@ class PublishFailed(RuntimeError):
     """Some outbox rows were not acknowledged by the broker; they stay unpublished."""
 
 
-def libpq_url(database_url: str) -> str:
-    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 class OutboxRelay:
     def __init__(self, database_url: str, brokers: str, schemas: list[str], *, flush_timeout: float = 10.0):
-        self.database_url = libpq_url(database_url)
+        self.database_url = to_libpq_url(database_url)
         self.brokers = brokers
         self.schemas = schemas
         self.flush_timeout = flush_timeout

@@ -8,14 +8,14 @@ from fusion.binding import Event
 from fusion.contracts import ProductCreated
 from fusion.declare import UnprocessableEvent, event_handler, payload_of
 from fusion.money import MoneyError, to_minor
-from fusion.registry import Delivery
+from fusion.registry import PRODUCT_EVENTS
 from fusion.uow import UnitOfWork
 
 SERVICE = "group-commerce"
 
 
 @event_handler("campaign-product-projection", service=SERVICE, topics=["product.created"],
-               delivery=Delivery(retries=3, backoff="exponential", delay=1.0))
+               delivery=PRODUCT_EVENTS)
 def project_product(event: Event, uow: UnitOfWork) -> None:
     """Keep a local copy of each new product so campaigns can be priced without asking the catalog."""
     product = payload_of(event, ProductCreated)

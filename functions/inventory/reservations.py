@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from functions.inventory.delivery import ORDER_EVENTS, PAYMENT_EVENTS, SHIPPING_EVENTS
 from fusion import logs
 from fusion.binding import Event
 from fusion.contracts import (
@@ -26,6 +25,7 @@ from fusion.contracts import (
     StockLine,
 )
 from fusion.declare import UnprocessableEvent, event_handler, payload_of
+from fusion.registry import ORDER_EVENTS, PAYMENT_EVENTS, SHIPPING_EVENTS
 from fusion.uow import UnitOfWork
 
 SERVICE = "inventory"

@@ -11,12 +11,12 @@ from typing import Any
 import flask
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from functions.inventory.delivery import PRODUCT_EVENTS
 from fusion.binding import Event
 from fusion.contracts import ProductCreated
 from fusion.db import engine, text
 from fusion.declare import command, event_handler, payload_of, query
 from fusion.listing import Listing
+from fusion.registry import PRODUCT_EVENTS
 from fusion.uow import UnitOfWork
 from fusion.web import conflict, iso, json_response, not_found, parse_body
 

@@ -18,11 +18,10 @@ from fusion.binding import Event
 from fusion.contracts import Campaign, CampaignJoined, CampaignSuccessful
 from fusion.declare import UnprocessableEvent, event_handler, payload_of
 from fusion.money import MoneyError, to_minor
-from fusion.registry import Delivery
+from fusion.registry import ORDER_EVENTS
 from fusion.uow import UnitOfWork
 
 SERVICE = "orders"
-GROUP_ORDER_EVENTS = Delivery(retries=3, backoff="exponential", delay=0.5)
 # Fixed forever: changing it would give a redelivered event new order ids, hence duplicate orders.
 GROUP_ORDER_NAMESPACE = uuid.UUID("7591eb19-5e09-52d0-bbe0-50f6c7b0b714")
 SUCCESSFUL = "successful"
@@ -50,7 +49,7 @@ def place_group_orders(uow: UnitOfWork, campaign: Campaign, user_ids: list[str])
 
 
 @event_handler("create-group-orders", service=SERVICE, topics=["group-commerce.campaign.successful"],
-               delivery=GROUP_ORDER_EVENTS)
+               delivery=ORDER_EVENTS)
 def create_group_orders(event: Event, uow: UnitOfWork) -> None:
     """A campaign tipped: an order at the group price for every participant."""
     tipped = payload_of(event, CampaignSuccessful)
@@ -58,7 +57,7 @@ def create_group_orders(event: Event, uow: UnitOfWork) -> None:
 
 
 @event_handler("create-late-joiner-order", service=SERVICE, topics=["group-commerce.campaign.joined"],
-               delivery=GROUP_ORDER_EVENTS)
+               delivery=ORDER_EVENTS)
 def create_late_joiner_order(event: Event, uow: UnitOfWork) -> None:
     """Someone joined a campaign that is already successful: their order at once."""
     joined = payload_of(event, CampaignJoined)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from functions.orders.delivery import PRODUCT_EVENTS
 from functions.orders.store import OrderLine
 from fusion.binding import Event
 from fusion.contracts import ProductCreated
 from fusion.declare import UnprocessableEvent, event_handler, payload_of
 from fusion.money import MoneyError, to_decimal, to_minor
+from fusion.registry import PRODUCT_EVENTS
 from fusion.uow import UnitOfWork
 from fusion.web import ApiError
 

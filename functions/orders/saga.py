@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from functions.orders.delivery import PAYMENT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
 from functions.orders.lifecycle import OrderStatus
 from functions.orders.store import Transition, move_order, parse_order_id
 from fusion import logs
@@ -25,6 +24,7 @@ from fusion.contracts import (
 )
 from fusion.declare import UnprocessableEvent, event_handler, payload_of
 from fusion.money import to_decimal
+from fusion.registry import PAYMENT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
 from fusion.uow import UnitOfWork
 
 SERVICE = "orders"

@@ -16,11 +16,10 @@ from fusion.binding import Event
 from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderExpired, OrderFailed
 from fusion.declare import UnprocessableEvent, event_handler, payload_of
 from fusion.money import MoneyError, normalise_currency, to_minor
-from fusion.registry import Delivery
+from fusion.registry import PAYMENT_EVENTS
 from fusion.topics import topic
 from fusion.uow import UnitOfWork
 
-PAYMENT_DELIVERY = Delivery(retries=5, backoff="exponential", delay=1.0)
 CLOSING_EVENTS: dict[str, tuple[type[OrderCancelled | OrderFailed | OrderExpired], str]] = {
     topic("order.cancelled").type: (OrderCancelled, "cancelled"),
     topic("order.failed").type: (OrderFailed, "failed"),
@@ -33,7 +32,7 @@ def _start_if_payable(uow: UnitOfWork, order: Any) -> None:
         flow.start_payment(uow, order)
 
 
-@event_handler("record-order-for-payment", service=SERVICE, topics=["order.created"], delivery=PAYMENT_DELIVERY)
+@event_handler("record-order-for-payment", service=SERVICE, topics=["order.created"], delivery=PAYMENT_EVENTS)
 def record_order_for_payment(event: Event, uow: UnitOfWork) -> None:
     """Remember an order's total, currency and customer; start its payment if its stock was reserved first."""
     order = payload_of(event, OrderCreated)
@@ -46,7 +45,7 @@ def record_order_for_payment(event: Event, uow: UnitOfWork) -> None:
     _start_if_payable(uow, row)
 
 
-@event_handler("start-payment", service=SERVICE, topics=["inventory.reserved"], delivery=PAYMENT_DELIVERY)
+@event_handler("start-payment", service=SERVICE, topics=["inventory.reserved"], delivery=PAYMENT_EVENTS)
 def start_payment(event: Event, uow: UnitOfWork) -> None:
     """The order's stock is reserved: create its payment and Stripe PaymentIntent, publish payment.created."""
     reserved = payload_of(event, InventoryReserved)
@@ -55,7 +54,7 @@ def start_payment(event: Event, uow: UnitOfWork) -> None:
 
 
 @event_handler("close-order-payment", service=SERVICE, topics=["order.cancelled", "order.failed", "order.expired"],
-               delivery=PAYMENT_DELIVERY)
+               delivery=PAYMENT_EVENTS)
 def close_order_payment(event: Event, uow: UnitOfWork) -> None:
     """The order will not be fulfilled: it can no longer be paid, and a succeeded payment is refunded."""
     contract, closed_as = CLOSING_EVENTS[event.type]

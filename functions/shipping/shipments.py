@@ -23,11 +23,9 @@ from fusion.contracts import PaymentRefunded, PaymentSucceeded
 from fusion.db import engine, text
 from fusion.declare import command, event_handler, payload_of, query
 from fusion.listing import Listing
-from fusion.registry import Delivery
+from fusion.registry import SHIPPING_EVENTS
 from fusion.uow import UnitOfWork
 from fusion.web import ApiError, json_response, not_found, parse_body, utc_now
-
-SHIPPING_DELIVERY = Delivery(retries=3, backoff="exponential", delay=2.5)
 
 
 def _recipient(paid_order: Any) -> tuple[str, ...]:
@@ -56,7 +54,7 @@ def ship_order(uow: UnitOfWork, paid_order: Any) -> tuple[Any, bool]:
     return shipment, True
 
 
-@event_handler("ship-paid-order", service=SERVICE, topics=["payment.succeeded"], delivery=SHIPPING_DELIVERY)
+@event_handler("ship-paid-order", service=SERVICE, topics=["payment.succeeded"], delivery=SHIPPING_EVENTS)
 def ship_paid_order(event: Event, uow: UnitOfWork) -> None:
     """The order is paid: buy its label and publish shipping.label.created (once per order)."""
     paid = payload_of(event, PaymentSucceeded)
@@ -65,7 +63,7 @@ def ship_paid_order(event: Event, uow: UnitOfWork) -> None:
         ship_order(uow, paid_order)
 
 
-@event_handler("void-refunded-shipment", service=SERVICE, topics=["payment.refunded"], delivery=SHIPPING_DELIVERY)
+@event_handler("void-refunded-shipment", service=SERVICE, topics=["payment.refunded"], delivery=SHIPPING_EVENTS)
 def void_refunded_shipment(event: Event, uow: UnitOfWork) -> None:
     """The order's money went back: never ship it, and void a label the carrier has not picked up yet."""
     refunded = payload_of(event, PaymentRefunded)

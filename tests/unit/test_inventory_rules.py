@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from functions.inventory.delivery import ORDER_EVENTS, PAYMENT_EVENTS, SHIPPING_EVENTS
 from functions.inventory.reservations import Shortage, first_shortage, requested_quantities
 from fusion.contracts import OrderItem
+from fusion.registry import ORDER_EVENTS, PAYMENT_EVENTS, SHIPPING_EVENTS
 
 
 def item(sku: str, quantity: int) -> OrderItem:

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from functions.orders.delivery import PAYMENT_EVENTS, PRODUCT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
 from functions.orders.expiry import payment_deadline_passed_before
 from functions.orders.lifecycle import CANCELLABLE, FINAL, HAPPY_PATH, OrderStatus, allowed_from, can_move
 from functions.orders.prices import price_problem
 from functions.orders.saga import insufficient_stock_reason
 from functions.orders.store import OrderLine, order_total, parse_order_id
 from fusion.contracts import InventoryInsufficient
+from fusion.registry import PAYMENT_EVENTS, PRODUCT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
 
 S = OrderStatus
 
