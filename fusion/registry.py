@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 Kind = Literal["http", "cloudevent", "scheduled"]
@@ -90,7 +91,7 @@ class Route:
     method: str
     path: str  # e.g. /products/{id}
 
-    @property
+    @cached_property
     def pattern(self) -> re.Pattern[str]:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "/?$")
 
