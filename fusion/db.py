@@ -30,11 +30,6 @@ class PoolExhausted(psycopg.OperationalError):
     """Every connection of the pool stayed busy for the whole wait."""
 
 
-def text(sql: str) -> str:
-    """Marks a string as SQL with `:name` parameters (kept for readability at call sites)."""
-    return sql
-
-
 @lru_cache(maxsize=2048)
 def _to_psycopg(sql: str) -> str:
     return _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
@@ -79,20 +74,19 @@ class Connection:
     def __init__(self, raw: psycopg.Connection[Any]):
         self.raw = raw
 
-    def execute(self, sql: Any, params: Mapping[str, Any] | None = None) -> Result:
-        statement = sql if isinstance(sql, str) else str(getattr(sql, "text", sql))
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Result:
         cursor = self.raw.cursor()
         if params:
-            cursor.execute(_to_psycopg(statement), dict(params))
+            cursor.execute(_to_psycopg(sql), dict(params))
         else:
-            cursor.execute(statement)
+            cursor.execute(sql)
         return Result(cursor)
 
     def commit(self) -> None:
         self.raw.commit()
 
 
-class Database:
+class Pool:
     def __init__(self, url: str, size: int):
         self.url = url
         self._idle: list[tuple[psycopg.Connection[Any], float]] = []
@@ -177,33 +171,33 @@ def _quietly_roll_back(raw: psycopg.Connection[Any]) -> None:
         raw.close()
 
 
-_database: Database | None = None
+_pool: Pool | None = None
 _create = threading.Lock()
 
 
-def engine() -> Database:
-    """The process's database pool."""
-    global _database
-    if _database is None:
+def pool() -> Pool:
+    """The process's connection pool."""
+    global _pool
+    if _pool is None:
         with _create:
-            if _database is None:
+            if _pool is None:
                 config = settings()
-                _database = Database(config.libpq_url, config.db_pool_size * 2)
-    return _database
+                _pool = Pool(config.libpq_url, config.db_pool_size * 2)
+    return _pool
 
 
-def reset_engine() -> None:
+def reset_pool() -> None:
     """Drop the pool (tests that switch databases)."""
-    global _database
+    global _pool
     with _create:
-        if _database is not None:
-            _database.dispose()
-        _database = None
+        if _pool is not None:
+            _pool.dispose()
+        _pool = None
 
 
 def database_reachable() -> bool:
     try:
-        with engine().connect() as conn:
+        with pool().connect() as conn:
             conn.execute("SELECT 1")
         return True
     except psycopg.Error:

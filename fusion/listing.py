@@ -8,7 +8,7 @@ from typing import Any
 
 import flask
 
-from fusion.db import engine
+from fusion.db import pool
 from fusion.web import query_int
 
 PAGE_SIZE = 50
@@ -40,5 +40,5 @@ class Listing:
 
     def fetch(self, request: flask.Request) -> Sequence[Any]:
         sql, values = self.statement(request)
-        with engine().connect() as conn:
+        with pool().connect() as conn:
             return conn.execute(sql, values).all()

@@ -11,7 +11,7 @@ from typing import Any
 
 from fusion.binding import Event, new_event
 from fusion.contracts import Contract
-from fusion.db import Connection, Result, engine
+from fusion.db import Connection, Result, pool
 
 OUTBOX_CHANNEL = "fusion_outbox"
 current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent", default=None)
@@ -72,7 +72,7 @@ class UnitOfWork:
 @contextmanager
 def unit_of_work(service: str) -> Iterator[UnitOfWork]:
     """Commit the block's changes and its events together, or neither."""
-    with engine().begin() as conn:
+    with pool().begin() as conn:
         uow = UnitOfWork(service, conn)
         yield uow
         uow.flush_outbox()

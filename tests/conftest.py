@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 from support import free_port
 
 from fusion import config, db
-from fusion.db import text
 from fusion.local.infra import ManagedProcess, start_broker, start_postgres
 from fusion.registry import SERVICES
 
@@ -46,7 +45,7 @@ def use_environment(database_url: str, brokers: str | None = None, **extra: str)
     os.environ.setdefault("LOG_LEVEL", "warn")
     os.environ.update(extra)
     config.settings.cache_clear()
-    db.reset_engine()
+    db.reset_pool()
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +59,13 @@ def database(postgres: ManagedProcess) -> str:
 
 
 def truncate_all() -> None:
-    with db.engine().begin() as conn:
+    with db.pool().begin() as conn:
         tables = conn.execute(
-            text("SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname = ANY(:schemas)"),
+            "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname = ANY(:schemas)",
             {"schemas": SERVICE_SCHEMAS},
         ).scalars().all()
         if tables:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from fusion.contracts import ProductCreated
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import command, query
 from fusion.listing import Listing
 from fusion.money import MoneyError, exponent, normalise_currency, to_minor
@@ -114,8 +114,8 @@ def get_product(request: flask.Request, params: dict[str, str]) -> flask.Respons
         product_id = uuid.UUID(params["id"])
     except ValueError:
         raise not_found("product", params["id"]) from None
-    with engine().connect() as conn:
-        row = conn.execute(text(f"SELECT {COLUMNS} FROM catalog.products WHERE id = :id"), {"id": product_id}).first()
+    with pool().connect() as conn:
+        row = conn.execute(f"SELECT {COLUMNS} FROM catalog.products WHERE id = :id", {"id": product_id}).first()
     if row is None:
         raise not_found("product", params["id"])
     return json_response(_product_json(row))

@@ -20,7 +20,7 @@ from functions.group_commerce.store import (
     uuid_or_none,
 )
 from fusion.contracts import CampaignCreated
-from fusion.db import engine
+from fusion.db import pool
 from fusion.declare import command, query
 from fusion.listing import Listing
 from fusion.uow import UnitOfWork
@@ -125,7 +125,7 @@ def get_campaign(request: flask.Request, params: dict[str, str]) -> flask.Respon
     if campaign_id is None:
         raise not_found("campaign", params["id"])
     # One snapshot, so the participants match actualParticipants.
-    with engine().connect() as conn:
+    with pool().connect() as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = load_campaign(conn, campaign_id)
         if row is None:

@@ -15,7 +15,7 @@ from functions.group_commerce.rules import EXPIRED, closing_status
 from functions.group_commerce.store import CAMPAIGN_COLUMNS, campaign_contract, participant_ids
 from fusion.binding import Event
 from fusion.contracts import CampaignClosed, CampaignExpired
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import scheduled
 from fusion.uow import unit_of_work
 
@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def _due_campaigns() -> list[uuid.UUID]:
-    with engine().connect() as conn:
+    with pool().connect() as conn:
         return list(conn.execute(
-            text("SELECT id FROM group_commerce.campaigns WHERE status IN ('active', 'successful') "
-                 "AND expires_at <= now() ORDER BY expires_at, id LIMIT :limit"),
+            "SELECT id FROM group_commerce.campaigns WHERE status IN ('active', 'successful') "
+                 "AND expires_at <= now() ORDER BY expires_at, id LIMIT :limit",
             {"limit": BATCH},
         ).scalars())
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from fusion.contracts import Campaign
-from fusion.db import Connection, text
+from fusion.db import Connection
 from fusion.money import to_decimal
 
 CAMPAIGN_COLUMNS = (
@@ -49,14 +49,14 @@ def campaign_contract(row: Any) -> Campaign:
 def load_campaign(conn: Connection, campaign_id: uuid.UUID) -> Any:
     """The campaign row, or None. Pass `uow.conn` to read inside a unit of work."""
     sql = f"SELECT {CAMPAIGN_COLUMNS} FROM group_commerce.campaigns WHERE id = :id"
-    return conn.execute(text(sql), {"id": campaign_id}).first()
+    return conn.execute(sql, {"id": campaign_id}).first()
 
 
 def participant_rows(conn: Connection, campaign_id: uuid.UUID) -> list[Any]:
     """The participants in the order they joined."""
     sql = ("SELECT user_id, joined_at FROM group_commerce.participants WHERE campaign_id = :id "
            "ORDER BY joined_at, user_id")
-    return list(conn.execute(text(sql), {"id": campaign_id}).all())
+    return list(conn.execute(sql, {"id": campaign_id}).all())
 
 
 def participant_ids(conn: Connection, campaign_id: uuid.UUID) -> list[str]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from fusion.binding import Event
 from fusion.contracts import ProductCreated
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import command, event_handler, payload_of, query
 from fusion.listing import Listing
 from fusion.registry import PRODUCT_EVENTS
@@ -66,8 +66,8 @@ def list_stock(request: flask.Request, params: dict[str, str]) -> flask.Response
 @query("get-stock", service=SERVICE, routes=["GET /inventory/{sku}"])
 def get_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """The stock of one sku."""
-    with engine().connect() as conn:
-        row = conn.execute(text(f"SELECT {COLUMNS} FROM inventory.stock WHERE sku = :sku"),
+    with pool().connect() as conn:
+        row = conn.execute(f"SELECT {COLUMNS} FROM inventory.stock WHERE sku = :sku",
                            {"sku": params["sku"]}).first()
     if row is None:
         raise not_found("sku", params["sku"])

@@ -21,7 +21,7 @@ from functions.orders.store import (
     place_order,
 )
 from fusion.contracts import OrderCancelled
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import command, query
 from fusion.listing import Listing
 from fusion.money import MoneyError, normalise_currency, to_minor
@@ -95,8 +95,8 @@ def list_orders(request: flask.Request, params: dict[str, str]) -> flask.Respons
     if status := query_choice(request, "status", ALL_STATUSES):
         listing.where("status = :status", status=status)
     sql, values = listing.statement(request)
-    with engine().connect() as conn:
-        return json_response(orders_json(conn, conn.execute(text(sql), values).all()))
+    with pool().connect() as conn:
+        return json_response(orders_json(conn, conn.execute(sql, values).all()))
 
 
 @query("get-order", service=SERVICE, routes=["GET /orders/{id}"])
@@ -105,7 +105,7 @@ def get_order(request: flask.Request, params: dict[str, str]) -> flask.Response:
     order_id = parse_order_id(params["id"])
     if order_id is None:
         raise not_found("order", params["id"])
-    with engine().connect() as conn:
+    with pool().connect() as conn:
         order = find_order(conn, order_id)
     if order is None:
         raise not_found("order", params["id"])

@@ -12,7 +12,7 @@ from fusion import logs
 from fusion.binding import Event
 from fusion.config import settings
 from fusion.contracts import OrderCancelled
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import scheduled
 from fusion.uow import unit_of_work
 from fusion.web import utc_now
@@ -29,10 +29,10 @@ def payment_deadline_passed_before(now: datetime, hold_seconds: int) -> datetime
 
 
 def _overdue_orders(cutoff: datetime, limit: int) -> list[uuid.UUID]:
-    with engine().connect() as conn:
+    with pool().connect() as conn:
         return list(conn.execute(
-            text("SELECT id FROM orders.orders WHERE status = 'confirmed' AND status_changed_at < :cutoff "
-                 "ORDER BY status_changed_at LIMIT :limit"),
+            "SELECT id FROM orders.orders WHERE status = 'confirmed' AND status_changed_at < :cutoff "
+                 "ORDER BY status_changed_at LIMIT :limit",
             {"cutoff": cutoff, "limit": limit},
         ).scalars())
 

@@ -16,7 +16,7 @@ from typing import Any
 from functions.orders.lifecycle import OrderStatus, allowed_from
 from fusion import logs
 from fusion.contracts import OrderCreated, OrderItem
-from fusion.db import Connection, text
+from fusion.db import Connection
 from fusion.money import normalise_currency, to_decimal
 from fusion.uow import UnitOfWork
 from fusion.web import iso
@@ -167,7 +167,7 @@ def move_order(
 def _rows_by_order(conn: Connection, sql: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
     """The rows `sql` selects for the orders `ids` (bound as :ids), grouped by their order_id."""
     grouped: dict[uuid.UUID, list[Any]] = {}
-    for row in conn.execute(text(sql), {"ids": ids}).all():
+    for row in conn.execute(sql, {"ids": ids}).all():
         grouped.setdefault(row.order_id, []).append(row)
     return grouped
 
@@ -209,5 +209,5 @@ def orders_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def find_order(conn: Connection, order_id: uuid.UUID) -> dict[str, Any] | None:
-    row = conn.execute(text(f"SELECT {ORDER_COLUMNS} FROM orders.orders WHERE id = :id"), {"id": order_id}).first()
+    row = conn.execute(f"SELECT {ORDER_COLUMNS} FROM orders.orders WHERE id = :id", {"id": order_id}).first()
     return None if row is None else orders_json(conn, [row])[0]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.payments import flow, gateway, store
 from functions.payments.rules import STATUSES, SUCCEEDED, why_not_payable
 from functions.payments.store import PAYMENT_COLUMNS, SERVICE, payment_id_or_none, payment_view
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import command, query
 from fusion.listing import Listing
 from fusion.uow import UnitOfWork
@@ -67,9 +67,9 @@ def get_payment(request: flask.Request, params: dict[str, str]) -> flask.Respons
     payment_id = payment_id_or_none(params["id"])
     row = None
     if payment_id is not None:
-        with engine().connect() as conn:
+        with pool().connect() as conn:
             sql = f"SELECT {PAYMENT_COLUMNS} FROM payments.payments WHERE id = :id"
-            row = conn.execute(text(sql), {"id": payment_id}).first()
+            row = conn.execute(sql, {"id": payment_id}).first()
     if row is None:
         raise not_found("payment", params["id"])
     return json_response(payment_view(row))

@@ -16,7 +16,7 @@ from functions.payments import flow, gateway, store
 from functions.payments.rules import intent_outcome
 from functions.payments.store import SERVICE
 from fusion.binding import Event
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import scheduled
 from fusion.uow import unit_of_work
 
@@ -38,8 +38,8 @@ def _due_payments() -> list[tuple[uuid.UUID, str]]:
         "AND coalesce(checked_at, created_at) <= now() - make_interval(secs => :after) "
         "ORDER BY coalesce(checked_at, created_at) LIMIT :batch"
     )
-    with engine().connect() as conn:
-        rows = conn.execute(text(sql), {"after": reconcile_after_seconds(), "batch": BATCH}).all()
+    with pool().connect() as conn:
+        rows = conn.execute(sql, {"after": reconcile_after_seconds(), "batch": BATCH}).all()
     return [(row.id, row.provider_payment_id) for row in rows]
 
 

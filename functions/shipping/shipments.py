@@ -20,7 +20,7 @@ from functions.shipping.rules import CANCELLED, LABEL_CREATED
 from functions.shipping.store import SERVICE, SHIPMENT_COLUMNS, shipment_view, uuid_or_none
 from fusion.binding import Event
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import command, event_handler, payload_of, query
 from fusion.listing import Listing
 from fusion.registry import SHIPPING_EVENTS
@@ -110,8 +110,8 @@ def get_shipment(request: flask.Request, params: dict[str, str]) -> flask.Respon
     shipment_id = uuid_or_none(params["id"])
     if shipment_id is None:
         raise not_found("shipment", params["id"])
-    with engine().connect() as conn:
-        row = conn.execute(text(f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments WHERE id = :id"),
+    with pool().connect() as conn:
+        row = conn.execute(f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments WHERE id = :id",
                            {"id": shipment_id}).first()
         if row is None:
             raise not_found("shipment", params["id"])
@@ -124,10 +124,10 @@ def get_shipment_label(request: flask.Request, params: dict[str, str]) -> flask.
     shipment_id = uuid_or_none(params["id"])
     row = None
     if shipment_id is not None:
-        with engine().connect() as conn:
+        with pool().connect() as conn:
             row = conn.execute(
-                text("SELECT l.content_type, l.document, s.tracking_number FROM shipping.labels l "
-                     "JOIN shipping.shipments s ON s.id = l.shipment_id WHERE l.shipment_id = :id"),
+                "SELECT l.content_type, l.document, s.tracking_number FROM shipping.labels l "
+                     "JOIN shipping.shipments s ON s.id = l.shipment_id WHERE l.shipment_id = :id",
                 {"id": shipment_id},
             ).first()
     if row is None:

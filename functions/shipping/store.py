@@ -11,7 +11,7 @@ from typing import Any
 from functions.shipping.rules import public_url
 from fusion.config import settings
 from fusion.contracts import LabelCreated, ShipmentDelivered
-from fusion.db import Connection, text
+from fusion.db import Connection
 from fusion.registry import SERVICES
 from fusion.uow import UnitOfWork
 
@@ -137,8 +137,8 @@ def shipment_view(row: Any) -> dict[str, Any]:
 def history(conn: Connection, shipment_id: uuid.UUID) -> list[dict[str, Any]]:
     """The shipment's tracking history, oldest first."""
     rows = conn.execute(
-        text("SELECT status, description, location, occurred_at FROM shipping.tracking_events "
-             "WHERE shipment_id = :id ORDER BY occurred_at, id"),
+        "SELECT status, description, location, occurred_at FROM shipping.tracking_events "
+             "WHERE shipment_id = :id ORDER BY occurred_at, id",
         {"id": shipment_id},
     ).all()
     return [{"status": r.status, "description": r.description, "location": r.location, "at": r.occurred_at}

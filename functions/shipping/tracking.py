@@ -25,7 +25,7 @@ from functions.shipping.carrier import OFFLINE_CARRIER, STATUS_DESCRIPTIONS
 from functions.shipping.rules import DELIVERED, can_move
 from functions.shipping.store import SERVICE, SHIPMENT_COLUMNS
 from fusion.config import settings
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.declare import command, query
 from fusion.uow import UnitOfWork, unit_of_work
 from fusion.web import ApiError, json_response, not_found, parse_body, utc_now
@@ -53,9 +53,9 @@ def tracking_view(conn: Any, shipment: Any) -> dict[str, Any]:
 def get_tracking(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """A parcel's status and tracking history."""
     tracking_number = params["trackingNumber"].strip().upper()
-    with engine().connect() as conn:
+    with pool().connect() as conn:
         shipment = conn.execute(
-            text(f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments WHERE tracking_number = :tn"),
+            f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments WHERE tracking_number = :tn",
             {"tn": tracking_number},
         ).first()
         if shipment is None:

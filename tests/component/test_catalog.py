@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from fusion.db import engine, text
+from fusion.db import pool
 
 PRODUCT = {"sku": "TSHIRT-1", "name": "Organic T-shirt", "description": "Soft cotton", "price": 19.99,
            "currency": "USD", "inventory": 100, "category": "apparel"}
@@ -21,8 +21,8 @@ def catalog(client: Callable[[str], FlaskClient]) -> FlaskClient:
 
 
 def outbox(topic: str) -> list[dict[str, Any]]:
-    with engine().connect() as conn:
-        rows = conn.execute(text("SELECT attributes, payload FROM catalog.outbox WHERE topic = :t ORDER BY id"),
+    with pool().connect() as conn:
+        rows = conn.execute("SELECT attributes, payload FROM catalog.outbox WHERE topic = :t ORDER BY id",
                             {"t": topic}).all()
     return [{"attributes": row.attributes, "data": json.loads(row.payload)} for row in rows]
 

@@ -42,7 +42,7 @@ def test_health_is_503_when_the_database_is_unreachable(client: Callable[[str], 
     catalog = client("catalog")
     os.environ["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none"
     config.settings.cache_clear()
-    db.reset_engine()
+    db.reset_pool()
     try:
         response = catalog.get("/health")
         assert response.status_code == 503
@@ -51,5 +51,5 @@ def test_health_is_503_when_the_database_is_unreachable(client: Callable[[str], 
     finally:
         os.environ["DATABASE_URL"] = database
         config.settings.cache_clear()
-        db.reset_engine()
+        db.reset_pool()
     assert catalog.get("/health").status_code == 200

@@ -18,7 +18,6 @@ from flask.testing import FlaskClient
 from fusion import db
 from fusion.binding import Event, new_event, to_http
 from fusion.contracts import ProductCreated
-from fusion.db import text
 from fusion.topics import PING_TYPE
 
 pytestmark = pytest.mark.integration
@@ -84,26 +83,26 @@ def join(gc: FlaskClient, campaign_id: str, user_id: str) -> Any:
 
 def outbox(topic: str, schema: str = "group_commerce") -> list[dict[str, Any]]:
     """Payloads of the events published on `topic`, oldest first."""
-    with db.engine().connect() as conn:
+    with db.pool().connect() as conn:
         rows = conn.execute(
-            text(f"SELECT payload FROM {schema}.outbox WHERE topic = :topic ORDER BY id"), {"topic": topic}
+            f"SELECT payload FROM {schema}.outbox WHERE topic = :topic ORDER BY id", {"topic": topic}
         ).all()
     return [json.loads(bytes(row.payload)) for row in rows]
 
 
 def outbox_events(topic: str, schema: str = "group_commerce") -> list[Event]:
     """The events published on `topic` as a consumer would receive them, oldest first."""
-    with db.engine().connect() as conn:
+    with db.pool().connect() as conn:
         rows = conn.execute(
-            text(f"SELECT attributes, payload FROM {schema}.outbox WHERE topic = :topic ORDER BY id"),
+            f"SELECT attributes, payload FROM {schema}.outbox WHERE topic = :topic ORDER BY id",
             {"topic": topic},
         ).all()
     return [Event(dict(row.attributes), bytes(row.payload)) for row in rows]
 
 
 def sql(statement: str, **params: Any) -> Any:
-    with db.engine().begin() as conn:
-        return conn.execute(text(statement), params)
+    with db.pool().begin() as conn:
+        return conn.execute(statement, params)
 
 
 def move_deadline_to_the_past(campaign_id: str) -> None:

@@ -28,7 +28,7 @@ from fusion.contracts import (
     PaymentFailed,
     ProductCreated,
 )
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.topics import topic
 
 Clients = Callable[[str], FlaskClient]
@@ -44,9 +44,9 @@ def deliver(service: FlaskClient, function: str, event: Event) -> TestResponse:
 
 
 def published(topic_name: str) -> list[dict[str, Any]]:
-    with engine().connect() as conn:
+    with pool().connect() as conn:
         rows = conn.execute(
-            text("SELECT payload FROM inventory.outbox WHERE topic = :t ORDER BY id"), {"t": topic_name}
+            "SELECT payload FROM inventory.outbox WHERE topic = :t ORDER BY id", {"t": topic_name}
         ).scalars().all()
     return [Event({}, bytes(payload)).json() for payload in rows]
 

@@ -35,7 +35,7 @@ from fusion.contracts import (
     ShipmentDelivered,
     StockLine,
 )
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.topics import PING_TYPE, topic
 from fusion.uow import unit_of_work
 
@@ -56,9 +56,9 @@ def deliver(service: FlaskClient, function: str, event: Event) -> TestResponse:
 
 
 def outbox(schema: str, topic_name: str) -> list[Event]:
-    with engine().connect() as conn:
+    with pool().connect() as conn:
         rows = conn.execute(
-            text(f"SELECT attributes, payload FROM {schema}.outbox WHERE topic = :t ORDER BY id"), {"t": topic_name}
+            f"SELECT attributes, payload FROM {schema}.outbox WHERE topic = :t ORDER BY id", {"t": topic_name}
         ).all()
     return [Event(row.attributes, bytes(row.payload)) for row in rows]
 
@@ -68,8 +68,8 @@ def payloads(schema: str, topic_name: str) -> list[dict[str, Any]]:
 
 
 def status_of(order_id: str) -> str:
-    with engine().connect() as conn:
-        return str(conn.execute(text("SELECT status FROM orders.orders WHERE id = :id"), {"id": order_id}).scalar())
+    with pool().connect() as conn:
+        return str(conn.execute("SELECT status FROM orders.orders WHERE id = :id", {"id": order_id}).scalar())
 
 
 def product(sku: str, price: Decimal, currency: str = "USD", inventory: int = 100) -> ProductCreated:
@@ -431,8 +431,8 @@ def short_hold() -> Iterator[None]:
 
 def test_scheduled_expiry_uses_the_configured_hold(orders: FlaskClient, short_hold: None) -> None:
     overdue, fresh = confirmed_order(orders), confirmed_order(orders)
-    with engine().begin() as conn:  # confirmed two seconds ago: past a one-second hold
-        conn.execute(text("UPDATE orders.orders SET status_changed_at = now() - interval '2 seconds' WHERE id = :id"),
+    with pool().begin() as conn:  # confirmed two seconds ago: past a one-second hold
+        conn.execute("UPDATE orders.orders SET status_changed_at = now() - interval '2 seconds' WHERE id = :id",
                      {"id": overdue})
     ping = Event({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/apis/v1/namespaces/test/pingsources/p",
                   "type": PING_TYPE, "datacontenttype": "application/json"}, b"{}")

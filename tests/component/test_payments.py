@@ -27,7 +27,6 @@ from functions.payments.gateway import reset_stripe_client, stripe_client
 from fusion import config, db
 from fusion.binding import Event, new_event, to_http
 from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderItem, StockLine
-from fusion.db import text
 from fusion.topics import PING_TYPE
 
 pytestmark = pytest.mark.integration
@@ -86,8 +85,8 @@ def payment_of(pay: FlaskClient, order_id: str) -> dict[str, Any]:
 
 
 def outbox(topic: str) -> list[dict[str, Any]]:
-    with db.engine().connect() as conn:
-        rows = conn.execute(text("SELECT payload FROM payments.outbox WHERE topic = :topic ORDER BY id"),
+    with db.pool().connect() as conn:
+        rows = conn.execute("SELECT payload FROM payments.outbox WHERE topic = :topic ORDER BY id",
                             {"topic": topic}).all()
     return [json.loads(bytes(row.payload)) for row in rows]
 
@@ -198,8 +197,8 @@ def test_while_stripe_is_down_nothing_is_kept_and_the_delivery_is_retried(pay: F
     order_id = str(uuid.uuid4())
     assert deliver(pay, "record-order-for-payment", order_created(order_id)) == 204
     assert deliver(pay, "start-payment", inventory_reserved(order_id)) == 500  # retried by the platform
-    with db.engine().connect() as conn:
-        conn.execute(text("UPDATE payments.orders SET reserved = true WHERE order_id = :id"), {"id": order_id})
+    with db.pool().connect() as conn:
+        conn.execute("UPDATE payments.orders SET reserved = true WHERE order_id = :id", {"id": order_id})
         conn.commit()
     response = pay.post("/payments", json={"orderId": order_id})
     assert response.status_code == 503 and response.get_json()["error"] == "provider_unavailable"
@@ -300,8 +299,8 @@ def test_a_webhook_without_a_genuine_signature_is_refused_and_changes_nothing(
     assert response.get_json()["field"] == "Stripe-Signature"
     assert payment_of(pay, order_id)["status"] == "pending"
     assert outbox("payment.succeeded") == []
-    with db.engine().connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM payments.stripe_events")).scalar() == 0
+    with db.pool().connect() as conn:
+        assert conn.execute("SELECT count(*) FROM payments.stripe_events").scalar() == 0
 
 
 def test_a_webhook_about_an_unknown_intent_or_another_event_type_is_acknowledged(pay: FlaskClient) -> None:
@@ -348,8 +347,8 @@ def test_post_payments_starts_or_returns_the_payment_of_a_payable_order_with_its
     assert deliver(pay, "record-order-for-payment", order_created(order_id, "7.25")) == 204
     assert pay.post("/payments", json={"orderId": order_id}).status_code == 409  # stock not reserved yet
     # A payable order whose payment was not started yet (as when Stripe was down for the handler).
-    with db.engine().begin() as conn:
-        conn.execute(text("UPDATE payments.orders SET reserved = true WHERE order_id = :id"), {"id": order_id})
+    with db.pool().begin() as conn:
+        conn.execute("UPDATE payments.orders SET reserved = true WHERE order_id = :id", {"id": order_id})
 
     first = pay.post("/payments", json={"orderId": order_id})
     again = pay.post("/payments", json={"orderId": f"  {order_id} ", "extra": "ignored"})
@@ -474,8 +473,8 @@ def test_payments_whose_webhooks_were_lost_are_settled_by_the_reconciler(
     stripe_client().v1.payment_intents.update(intent_id, params={"payment_method": "pm_card_chargeCustomerFail"})
     with pytest.raises(stripe.CardError):
         stripe_client().v1.payment_intents.confirm(intent_id)  # the storefront's attempt; webhook lost
-    with db.engine().begin() as conn:
-        conn.execute(text("UPDATE payments.payments SET created_at = now() - interval '10 minutes'"))
+    with db.pool().begin() as conn:
+        conn.execute("UPDATE payments.payments SET created_at = now() - interval '10 minutes'")
     recent = confirmed_order(pay)
 
     assert deliver(pay, "reconcile-payments", ping()) == 204
@@ -492,24 +491,24 @@ def test_payments_whose_webhooks_were_lost_are_settled_by_the_reconciler(
 def test_the_reconciler_leaves_intents_that_wait_for_the_customer(pay: FlaskClient,
                                                                   manual_confirmation: None) -> None:
     order_id = confirmed_order(pay)
-    with db.engine().begin() as conn:
-        conn.execute(text("UPDATE payments.payments SET created_at = now() - interval '10 minutes'"))
+    with db.pool().begin() as conn:
+        conn.execute("UPDATE payments.payments SET created_at = now() - interval '10 minutes'")
     assert deliver(pay, "reconcile-payments", ping()) == 204
     assert payment_of(pay, order_id)["status"] == "pending"
-    with db.engine().connect() as conn:
-        assert conn.execute(text("SELECT checked_at IS NOT NULL FROM payments.payments")).scalar() is True
+    with db.pool().connect() as conn:
+        assert conn.execute("SELECT checked_at IS NOT NULL FROM payments.payments").scalar() is True
 
 
 def test_the_reconciler_skips_an_intent_stripe_does_not_know(pay: FlaskClient, manual_confirmation: None) -> None:
     lost = confirmed_order(pay)
     known = confirmed_order(pay)
-    with db.engine().begin() as conn:
-        conn.execute(text("UPDATE payments.payments SET created_at = now() - interval '10 minutes'"))
-        conn.execute(text("UPDATE payments.payments SET provider_payment_id = 'pi_gone' WHERE order_id = :id"),
+    with db.pool().begin() as conn:
+        conn.execute("UPDATE payments.payments SET created_at = now() - interval '10 minutes'")
+        conn.execute("UPDATE payments.payments SET provider_payment_id = 'pi_gone' WHERE order_id = :id",
                      {"id": lost})
     assert deliver(pay, "reconcile-payments", ping()) == 204
-    with db.engine().connect() as conn:
-        checked = conn.execute(text("SELECT count(*) FROM payments.payments WHERE checked_at IS NOT NULL")).scalar()
+    with db.pool().connect() as conn:
+        checked = conn.execute("SELECT count(*) FROM payments.payments WHERE checked_at IS NOT NULL").scalar()
     assert checked == 2
     assert {payment_of(pay, o)["status"] for o in (lost, known)} == {"pending"}
 

@@ -23,7 +23,6 @@ from fusion import db
 from fusion.binding import Event, new_event, to_http
 from fusion.config import settings
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
-from fusion.db import text
 from fusion.registry import SERVICES
 from fusion.web import iso
 
@@ -74,8 +73,8 @@ def shipment_of(ship: FlaskClient, order_id: str) -> dict[str, Any]:
 
 
 def outbox(topic: str) -> list[dict[str, Any]]:
-    with db.engine().connect() as conn:
-        rows = conn.execute(text("SELECT payload FROM shipping.outbox WHERE topic = :topic ORDER BY id"),
+    with db.pool().connect() as conn:
+        rows = conn.execute("SELECT payload FROM shipping.outbox WHERE topic = :topic ORDER BY id",
                             {"topic": topic}).all()
     return [json.loads(bytes(row.payload)) for row in rows]
 
@@ -153,9 +152,9 @@ def test_post_shipments_ships_a_paid_order_once_and_refuses_an_unpaid_one(client
 
     # A paid order the label handler has not reached yet.
     order_id = str(uuid.uuid4())
-    with db.engine().begin() as conn:
-        conn.execute(text("INSERT INTO shipping.paid_orders (order_id, payment_id, customer_id, paid_at) "
-                          "VALUES (:id, 'pay-1', 'cust-9', now())"), {"id": order_id})
+    with db.pool().begin() as conn:
+        conn.execute("INSERT INTO shipping.paid_orders (order_id, payment_id, customer_id, paid_at) "
+                          "VALUES (:id, 'pay-1', 'cust-9', now())", {"id": order_id})
     with ThreadPoolExecutor(max_workers=4) as pool:
         responses = list(pool.map(lambda _: client("shipping").post("/shipments", json={"orderId": order_id}),
                                   range(4)))

@@ -8,7 +8,7 @@ import uuid
 
 from fusion.binding import from_kafka
 from fusion.contracts import InventoryReleased, StockLine
-from fusion.db import engine, text
+from fusion.db import pool
 from fusion.kafka import consumer, ensure_topics
 from fusion.local.infra import ManagedProcess
 from fusion.relay import OutboxRelay, PublishFailed
@@ -26,8 +26,8 @@ def stage_event(subject: str) -> str:
 
 
 def unpublished() -> int:
-    with engine().connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM inventory.outbox WHERE published_at IS NULL")).scalar_one())
+    with pool().connect() as conn:
+        return int(conn.execute("SELECT count(*) FROM inventory.outbox WHERE published_at IS NULL").scalar_one())
 
 
 def test_an_event_of_a_rolled_back_transaction_is_never_written(clean_db: str) -> None:
