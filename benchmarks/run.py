@@ -26,14 +26,14 @@ import psutil
 import psycopg
 
 from fusion.local.platform import Platform
-from fusion.registry import SERVICES
+from fusion.registry import service_named
 
 OFFSET = 400
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def port(service: str) -> int:
-    return SERVICES[service].port + OFFSET
+    return service_named(service).port + OFFSET
 
 
 class Client:
@@ -194,7 +194,7 @@ def bench_cold_start(env: dict[str, str], runs: int = 5) -> None:
         cold_port = 3990 - n
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", "functions_framework", "--source",
-                                    SERVICES["catalog"].source, "--target", "list_products", "--host", "127.0.0.1",
+                                    service_named("catalog").source, "--target", "list_products", "--host", "127.0.0.1",
                                     "--port", str(cold_port)], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

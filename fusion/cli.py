@@ -41,20 +41,20 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _service_branches() -> set[str]:
-    from fusion.registry import SERVICES
+    from fusion.registry import services
 
-    return set(SERVICES)
+    return set(services())
 
 
 def _relay(args: argparse.Namespace) -> int:
     from fusion.config import settings
-    from fusion.registry import SERVICES
+    from fusion.registry import services
     from fusion.relay import OutboxRelay
     from fusion.uow import schema_of
 
     config = settings()
     _log_as("relay")
-    relay = OutboxRelay(config.database_url, config.kafka_brokers, [schema_of(s) for s in SERVICES])
+    relay = OutboxRelay(config.database_url, config.kafka_brokers, [schema_of(s) for s in services()])
     if args.once:
         print(f"published {relay.publish_pending()} events")
         relay.close()

@@ -21,7 +21,7 @@ from fusion import logs
 from fusion.binding import Event, InvalidEvent, from_http
 from fusion.config import settings
 from fusion.db import database_reachable
-from fusion.registry import Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
+from fusion.registry import SCHEDULED_RUNS, Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
 from fusion.topics import PING_TYPE, topic
 from fusion.uow import UnitOfWork, current_traceparent, unit_of_work
 from fusion.web import ApiError, json_response, utc_now
@@ -257,7 +257,7 @@ def scheduled(name: str, *, service: str, schedule: str, delivery: Delivery | No
     """A function fired on a cron schedule (a PingSource in the cluster, the local router on a laptop)."""
 
     def decorate(fn: ScheduledFn) -> HttpFunction:
-        spec = _event_spec(name, service, "scheduled", (), delivery or Delivery(retries=2, delay=1.0), schedule,
+        spec = _event_spec(name, service, "scheduled", (), delivery or SCHEDULED_RUNS, schedule,
                            summary or (fn.__doc__ or "").strip(), fn.__name__)
 
         def serve(request: flask.Request) -> flask.Response:

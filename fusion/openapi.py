@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fusion.registry import SERVICES, FunctionSpec, Route, Service
+from fusion.registry import FunctionSpec, Route, Service, services
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -94,7 +94,7 @@ def build_document(specs: Iterable[FunctionSpec]) -> dict[str, Any]:
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "FusionCommerce API", "version": API_VERSION, "description": INFO_DESCRIPTION},
-        "servers": [_server(service) for service in SERVICES.values()],
+        "servers": [_server(service) for service in services().values()],
         "tags": _tags(http),
         "paths": paths,
         "components": {
@@ -117,7 +117,7 @@ def _server(service: Service) -> dict[str, str]:
 def _tags(http: list[FunctionSpec]) -> list[dict[str, str]]:
     with_http = {spec.service for spec in http}
     tags = [{"name": PLATFORM_TAG, "description": "Answered by every service."}]
-    tags += [{"name": name, "description": f"The {name} service."} for name in SERVICES if name in with_http]
+    tags += [{"name": name, "description": f"The {name} service."} for name in services() if name in with_http]
     return tags
 
 

@@ -25,10 +25,12 @@ FUNCTION_MODULES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Service:
+    """A deployable service: declared once in its own `main.py`, next to its functions."""
+
     name: str
-    port: int
+    port: int  # the original port; locally shifted by FUSION_PORT_OFFSET
     cpu_limit: str
     memory_limit: str
     min_replicas: int  # production floor
@@ -50,17 +52,31 @@ class Service:
         return f"functions/{self.package}/main.py"
 
 
-SERVICES: dict[str, Service] = {
-    s.name: s
-    for s in (
-        Service("catalog", 3000, "500m", "512Mi", 2, 8, 70),
-        Service("orders", 3001, "1000m", "1Gi", 2, 10, 70),
-        Service("inventory", 3002, "1000m", "1Gi", 2, 10, 70),
-        Service("group-commerce", 3003, "500m", "512Mi", 1, 5, 70),
-        Service("payments", 3004, "500m", "512Mi", 2, 8, 60),
-        Service("shipping", 3005, "500m", "512Mi", 1, 5, 70),
-    )
-}
+_services: dict[str, Service] = {}
+
+
+def declare_service(service: Service) -> Service:
+    """Register a service (called by its `main.py`)."""
+    existing = _services.get(service.name)
+    if existing is not None and existing != service:
+        raise ValueError(f"service {service.name!r} declared twice with different settings")
+    _services[service.name] = service
+    return service
+
+
+def services() -> dict[str, Service]:
+    """Every service, in the order of FUNCTION_MODULES (the order manifests and tables list them)."""
+    load_all()
+    return dict(_services)
+
+
+def service_named(name: str) -> Service:
+    if name not in _services:
+        load_all()
+    try:
+        return _services[name]
+    except KeyError:
+        raise ValueError(f"unknown service {name!r}") from None
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ ORDER_EVENTS = Delivery(retries=3, backoff="exponential", delay=0.5)  # order.*:
 RESERVATION_EVENTS = Delivery(retries=3, backoff="linear", delay=1.0)  # inventory reservation: 1 s, 2 s, 3 s
 PAYMENT_EVENTS = Delivery(retries=5, backoff="exponential", delay=1.0)  # payment processing: 2 s … 32 s
 SHIPPING_EVENTS = Delivery(retries=3, backoff="exponential", delay=2.5)  # shipping: 5 s, 10 s, 20 s
+SCHEDULED_RUNS = Delivery(retries=2, backoff="exponential", delay=1.0)  # a missed tick is retried twice
 
 
 @dataclass(frozen=True)
@@ -120,7 +137,14 @@ class FunctionSpec:
 
     @property
     def service_spec(self) -> Service:
-        return SERVICES[self.service]
+        return service_named(self.service)
+
+    @property
+    def policy(self) -> Delivery:
+        """The delivery policy of an event or scheduled function (HTTP functions have none)."""
+        if self.delivery is None:
+            raise ValueError(f"{self.name} is an HTTP function: it has no delivery policy")
+        return self.delivery
 
     @property
     def event_path(self) -> str:
@@ -136,8 +160,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$")
 def register(spec: FunctionSpec, function: Callable[..., Any]) -> None:
     if not _NAME.match(spec.name):
         raise ValueError(f"function name {spec.name!r} must be kebab-case (a Knative Service name)")
-    if spec.service not in SERVICES:
-        raise ValueError(f"function {spec.name!r}: unknown service {spec.service!r}")
     existing = _registry.get(spec.name)
     if existing is not None and existing.target != spec.target:
         raise ValueError(f"function name {spec.name!r} declared twice ({existing.target}, {spec.target})")
@@ -149,6 +171,9 @@ def load_all() -> dict[str, FunctionSpec]:
     """Import every service's functions and return the whole registry, by name."""
     for module in FUNCTION_MODULES:
         importlib.import_module(module)
+    undeclared = sorted({spec.service for spec in _registry.values()} - set(_services))
+    if undeclared:
+        raise ValueError(f"functions name undeclared services: {', '.join(undeclared)}")
     return dict(_registry)
 
 

@@ -47,7 +47,7 @@ def subscriptions(specs: list[FunctionSpec], base_url: Callable[[FunctionSpec], 
     """One subscription per event handler, from the registry."""
     return [
         Subscription(spec.name, base_url(spec) + spec.event_path, spec.topics,
-                     frozenset(topic(t).type for t in spec.topics), spec.delivery or Delivery())
+                     frozenset(topic(t).type for t in spec.topics), spec.policy)
         for spec in specs
         if spec.kind == "cloudevent"
     ]
@@ -287,7 +287,7 @@ class Scheduler:
 
     def fire(self, spec: FunctionSpec) -> None:
         self.fired += 1
-        self.sender.deliver(ping_event(spec), self.base_url(spec) + spec.event_path, spec.delivery or Delivery(),
+        self.sender.deliver(ping_event(spec), self.base_url(spec) + spec.event_path, spec.policy,
                             dlq=None)
 
     def run(self) -> None:

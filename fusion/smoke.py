@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from fusion.registry import SERVICES
+from fusion.registry import services
 
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 60.0
@@ -416,9 +416,10 @@ def service_urls(base_url: str | None = None, port_offset: int | None = None,
                  overrides: dict[str, str] | None = None) -> dict[str, str]:
     """Where each service answers: one gateway URL for all, or the local ports (shifted), then the overrides."""
     if base_url:
-        urls = {name: base_url.rstrip("/") for name in SERVICES}
+        urls = {name: base_url.rstrip("/") for name in services()}
     else:
-        urls = {name: f"http://{LOCAL_HOST}:{service.port + (port_offset or 0)}" for name, service in SERVICES.items()}
+        urls = {name: f"http://{LOCAL_HOST}:{service.port + (port_offset or 0)}"
+                for name, service in services().items()}
     urls.update({name: url.rstrip("/") for name, url in (overrides or {}).items()})
     return urls
 
@@ -432,14 +433,14 @@ def _http_url(value: str) -> str:
 
 def _service_url(value: str) -> tuple[str, str]:
     name, sep, url = value.partition("=")
-    if not sep or name.strip() not in SERVICES:
+    if not sep or name.strip() not in services():
         raise argparse.ArgumentTypeError(
-            f"expected SERVICE=URL with SERVICE one of {', '.join(SERVICES)}, got {value!r}")
+            f"expected SERVICE=URL with SERVICE one of {', '.join(services())}, got {value!r}")
     return name.strip(), _http_url(url.strip())
 
 
 def _port_offset(value: str) -> int:
-    ports = [service.port for service in SERVICES.values()]
+    ports = [service.port for service in services().values()]
     try:
         offset = int(value)
     except ValueError:

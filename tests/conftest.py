@@ -13,10 +13,10 @@ from support import free_port
 
 from fusion import config, db
 from fusion.local.infra import ManagedProcess, start_broker, start_postgres
-from fusion.registry import SERVICES
+from fusion.registry import service_named, services
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SERVICE_SCHEMAS = [s.package for s in SERVICES.values()]
+SERVICE_SCHEMAS = [s.package for s in services().values()]
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +81,7 @@ def client(clean_db: str) -> Callable[[str], FlaskClient]:
     import functions_framework
 
     def make(service: str) -> FlaskClient:
-        source = str(PROJECT_ROOT / SERVICES[service].source)
+        source = str(PROJECT_ROOT / service_named(service).source)
         return functions_framework.create_app("serve", source).test_client()
 
     return make

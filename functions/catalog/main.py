@@ -2,8 +2,12 @@
 
 from functions.catalog.products import create_product, get_product, list_products
 from fusion.declare import boot, service_dispatcher
+from fusion.registry import Service, declare_service
 
-boot("catalog")
-serve = service_dispatcher("catalog")
+SERVICE = declare_service(Service(
+    name="catalog", port=3000, cpu_limit="500m", memory_limit="512Mi", min_replicas=2, max_replicas=8, cpu_target=70,
+))
+boot(SERVICE.name)
+serve = service_dispatcher(SERVICE.name)
 
-__all__ = ["create_product", "get_product", "list_products", "serve"]
+__all__ = ["SERVICE", "create_product", "get_product", "list_products", "serve"]

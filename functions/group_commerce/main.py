@@ -8,11 +8,17 @@ from functions.group_commerce.expiry import close_expired_campaigns
 from functions.group_commerce.joining import join_campaign
 from functions.group_commerce.products import project_product
 from fusion.declare import boot, service_dispatcher
+from fusion.registry import Service, declare_service
 
-boot("group-commerce")
-serve = service_dispatcher("group-commerce")
+SERVICE = declare_service(Service(
+    name="group-commerce", port=3003, cpu_limit="500m", memory_limit="512Mi",
+    min_replicas=1, max_replicas=5, cpu_target=70,
+))
+boot(SERVICE.name)
+serve = service_dispatcher(SERVICE.name)
 
 __all__ = [
+    "SERVICE",
     "close_expired_campaigns",
     "create_campaign",
     "get_campaign",

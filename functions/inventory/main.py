@@ -8,11 +8,16 @@ from functions.inventory.reservations import (
 )
 from functions.inventory.stock import add_stock_for_product, get_stock, list_stock, set_stock
 from fusion.declare import boot, service_dispatcher
+from fusion.registry import Service, declare_service
 
-boot("inventory")
-serve = service_dispatcher("inventory")
+SERVICE = declare_service(Service(
+    name="inventory", port=3002, cpu_limit="1000m", memory_limit="1Gi", min_replicas=2, max_replicas=10, cpu_target=70,
+))
+boot(SERVICE.name)
+serve = service_dispatcher(SERVICE.name)
 
 __all__ = [
+    "SERVICE",
     "add_stock_for_product",
     "get_stock",
     "list_stock",

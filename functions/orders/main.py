@@ -13,11 +13,16 @@ from functions.orders.saga import (
     mark_order_shipped,
 )
 from fusion.declare import boot, service_dispatcher
+from fusion.registry import Service, declare_service
 
-boot("orders")
-serve = service_dispatcher("orders")
+SERVICE = declare_service(Service(
+    name="orders", port=3001, cpu_limit="1000m", memory_limit="1Gi", min_replicas=2, max_replicas=10, cpu_target=70,
+))
+boot(SERVICE.name)
+serve = service_dispatcher(SERVICE.name)
 
 __all__ = [
+    "SERVICE",
     "cancel_order",
     "confirm_order",
     "create_group_orders",

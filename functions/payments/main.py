@@ -15,11 +15,16 @@ from functions.payments.handlers import close_order_payment, record_order_for_pa
 from functions.payments.reconcile import reconcile_payments
 from functions.payments.webhook import stripe_webhook
 from fusion.declare import boot, service_dispatcher
+from fusion.registry import Service, declare_service
 
-boot("payments")
-serve = service_dispatcher("payments")
+SERVICE = declare_service(Service(
+    name="payments", port=3004, cpu_limit="500m", memory_limit="512Mi", min_replicas=2, max_replicas=8, cpu_target=60,
+))
+boot(SERVICE.name)
+serve = service_dispatcher(SERVICE.name)
 
 __all__ = [
+    "SERVICE",
     "close_order_payment",
     "create_payment",
     "get_payment",

@@ -10,11 +10,16 @@ from functions.shipping.shipments import (
 )
 from functions.shipping.tracking import carrier_update, get_tracking
 from fusion.declare import boot, service_dispatcher
+from fusion.registry import Service, declare_service
 
-boot("shipping")
-serve = service_dispatcher("shipping")
+SERVICE = declare_service(Service(
+    name="shipping", port=3005, cpu_limit="500m", memory_limit="512Mi", min_replicas=1, max_replicas=5, cpu_target=70,
+))
+boot(SERVICE.name)
+serve = service_dispatcher(SERVICE.name)
 
 __all__ = [
+    "SERVICE",
     "carrier_update",
     "create_shipment",
     "get_shipment",

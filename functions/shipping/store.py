@@ -12,7 +12,7 @@ from functions.shipping.rules import public_url
 from fusion.config import settings
 from fusion.contracts import LabelCreated, ShipmentDelivered
 from fusion.db import Connection
-from fusion.registry import SERVICES
+from fusion.registry import service_named
 from fusion.uow import UnitOfWork
 
 SERVICE = "shipping"
@@ -28,7 +28,7 @@ def label_url(shipment_id: uuid.UUID) -> str:
     """Where the shipment's label is served: SHIPPING_PUBLIC_URL, or PUBLIC_BASE_URL (on port 3005 locally)."""
     config = settings()
     base = public_url(os.environ.get(PUBLIC_URL_ENV, "").strip() or None, config.public_base_url,
-                      config.environment, SERVICES[SERVICE].local_port)
+                      config.environment, service_named(SERVICE).local_port)
     return f"{base}/shipments/{shipment_id}/label"
 
 

@@ -14,7 +14,7 @@ from fusion.cron import Cron, CronError
 from fusion.knative.environments import Environment
 from fusion.knative.resources import BROKER, SECRET_ENV_NAMES, SERVICE_LABEL, Manifest
 from fusion.knative.serving import AUTOSCALING
-from fusion.registry import SERVICES, FunctionSpec
+from fusion.registry import FunctionSpec, services
 from fusion.topics import PING_TYPE, UnknownTopic, all_topic_names, topic_for_type
 
 ISO_DURATION = re.compile(r"^P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
@@ -260,12 +260,12 @@ def annotations_are_strings(documents: list[Manifest]) -> list[str]:
 
 
 def scaling_matches_services(documents: list[Manifest], env: Environment) -> list[str]:
-    """Autoscaling on the revision template only, with the floors, ceilings and targets of SERVICES."""
+    """Autoscaling on the revision template only, with the floors, ceilings and targets of the declared services."""
     problems = []
     for ksvc in knative_services(documents):
         if any(key.startswith(AUTOSCALING) for key in ksvc["metadata"].get("annotations", {})):
             problems.append(f"{_name(ksvc)}: autoscaling annotations belong on spec.template.metadata")
-        service = SERVICES.get(ksvc["metadata"]["labels"].get(SERVICE_LABEL, ""))
+        service = services().get(ksvc["metadata"]["labels"].get(SERVICE_LABEL, ""))
         if service is None:
             problems.append(f"{_name(ksvc)}: no known {SERVICE_LABEL} label")
             continue

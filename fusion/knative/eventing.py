@@ -148,7 +148,7 @@ def _function_labels(name: str, spec: FunctionSpec) -> dict[str, str]:
 
 def handler_triggers(spec: FunctionSpec, env: Environment) -> list[Manifest]:
     """One Trigger per event type the handler consumes."""
-    policy = spec.delivery or Delivery()
+    policy = spec.policy
     return [
         trigger(trigger_name(spec.name, topic_name), env, {"type": topic(topic_name).type},
                 {"ref": ksvc_ref(spec.name)}, policy, topic_name,
@@ -178,5 +178,5 @@ def ping_trigger(spec: FunctionSpec, env: Environment) -> Manifest:
     name = dns_name(spec.name, "on-schedule")
     attributes = {"type": PING_TYPE, "source": ping_source_address(env, ping_source_name(spec.name))}
     # A missed tick is made up by the next one: no dead letters for schedules.
-    return trigger(name, env, attributes, {"ref": ksvc_ref(spec.name)}, spec.delivery or Delivery(), None,
+    return trigger(name, env, attributes, {"ref": ksvc_ref(spec.name)}, spec.policy, None,
                    _function_labels(name, spec))

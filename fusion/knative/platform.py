@@ -26,7 +26,7 @@ from fusion.knative.resources import (
     secret_env,
 )
 from fusion.knative.serving import THREADS
-from fusion.registry import SERVICES
+from fusion.registry import services
 from fusion.topics import TOPICS
 
 REDPANDA_IMAGE = "docker.redpanda.com/redpandadata/redpanda:v24.2.18"
@@ -63,7 +63,7 @@ def settings_config_map(env: Environment) -> Manifest:
 
 
 def database_secret_keys() -> list[str]:
-    return [*SERVICES, MIGRATIONS_DB_KEY, RELAY_DB_KEY]
+    return [*services(), MIGRATIONS_DB_KEY, RELAY_DB_KEY]
 
 
 def _secret_template(name: str, keys: list[str] | tuple[str, ...], env: Environment, purpose: str) -> Manifest:

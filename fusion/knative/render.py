@@ -24,7 +24,7 @@ from fusion.knative.environments import PROJECT_ROOT, Environment, environments
 from fusion.knative.resources import Manifest
 from fusion.knative.serving import knative_service
 from fusion.knative.specs import load_specs
-from fusion.registry import SERVICES, FunctionSpec
+from fusion.registry import FunctionSpec, services
 from fusion.topics import TOPICS
 
 KNATIVE_DIR = PROJECT_ROOT / "knative"
@@ -98,7 +98,7 @@ def environment_documents(env: Environment, specs: list[FunctionSpec]) -> dict[P
         PurePosixPath("apps/outbox-relay.yaml"): [platform.relay_deployment(env)],
         PurePosixPath("secrets/secrets.template.yaml"): platform.secret_templates(env),
     }
-    for service in SERVICES:
+    for service in services():
         own = [spec for spec in specs if spec.service == service]
         if own:
             documents = [doc for spec in own for doc in function_manifests(spec, env)]

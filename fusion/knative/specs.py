@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from fusion.registry import FUNCTION_MODULES, SERVICES, FunctionSpec, functions_of
+from fusion.registry import FUNCTION_MODULES, FunctionSpec, functions_of, services
 
 
 def _missing_itself(module: str, exc: ModuleNotFoundError) -> bool:
@@ -25,4 +25,4 @@ def load_specs() -> list[FunctionSpec]:
         except ModuleNotFoundError as exc:
             if not _missing_itself(module, exc):
                 raise
-    return [spec for service in SERVICES for spec in sorted(functions_of(service), key=lambda s: s.name)]
+    return [spec for service in services() for spec in sorted(functions_of(service), key=lambda s: s.name)]

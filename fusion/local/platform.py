@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fusion.local.infra import ManagedProcess, start_broker, start_localstripe, start_postgres, wait_for_port
-from fusion.registry import SERVICES
+from fusion.registry import service_named, services
 
 LOCAL_WEBHOOK_SECRET = "whsec_fusion_local"
 LOCAL_STRIPE_KEY = "sk_test_fusion_local"
@@ -72,7 +72,7 @@ class Platform:
         say("applying migrations…")
         self._migrate_and_create_topics()
         say("starting functions, outbox relay and event router…")
-        for service in SERVICES.values():
+        for service in services().values():
             self._spawn_service(service.name, service.source, service.local_port)
         self._spawn_eventing()
         self._wait_until_ready()
@@ -137,7 +137,7 @@ class Platform:
 
     def _wait_until_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        for service in SERVICES.values():
+        for service in services().values():
             self.check_children()
             wait_for_port("127.0.0.1", service.local_port, max(1.0, deadline - time.monotonic()))
             _wait_healthy(f"http://127.0.0.1:{service.local_port}/health", deadline, self.check_children)
@@ -153,7 +153,7 @@ class Platform:
         if not api_base:
             return
         body = json.dumps({
-            "url": f"http://127.0.0.1:{SERVICES['payments'].local_port}/payments/webhook",
+            "url": f"http://127.0.0.1:{service_named('payments').local_port}/payments/webhook",
             "secret": self.env["STRIPE_WEBHOOK_SECRET"],
             "events": ["payment_intent.succeeded", "payment_intent.payment_failed"],
         }).encode()

@@ -23,7 +23,7 @@ from fusion import db
 from fusion.binding import Event, new_event, to_http
 from fusion.config import settings
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
-from fusion.registry import SERVICES
+from fusion.registry import service_named
 from fusion.web import iso
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ def test_a_paid_order_gets_one_shipment_and_label_even_when_the_payment_event_is
     assert is_valid_tracking_number(shipment["trackingNumber"])
     assert shipment["labelUrl"].endswith(f"/shipments/{shipment['id']}/label")
     if settings().public_base_url == "http://127.0.0.1":
-        port = SERVICES["shipping"].local_port
+        port = service_named("shipping").local_port
         assert shipment["labelUrl"] == f"http://127.0.0.1:{port}/shipments/{shipment['id']}/label"
     assert outbox("shipping.label.created") == [{
         "orderId": order_id, "shipmentId": shipment["id"], "trackingNumber": shipment["trackingNumber"],

@@ -10,7 +10,7 @@ import yaml
 from deploy_support import PROJECT_ROOT, require_schema
 from jsonschema import Draft7Validator
 
-from fusion.registry import SERVICES
+from fusion.registry import services
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "ci.yml"
 PIPELINE = ["lint", "typecheck", "test", "images", "deploy-staging", "smoke-staging", "deploy-production"]
@@ -61,7 +61,7 @@ def test_quality_gates() -> None:
 
 def test_one_image_per_service_plus_the_platform_image() -> None:
     images = _workflow()["jobs"]["images"]
-    assert images["strategy"]["matrix"]["image"] == [*SERVICES, "platform"]
+    assert images["strategy"]["matrix"]["image"] == [*services(), "platform"]
     steps = json.dumps(images["steps"])
     assert "sha-${GITHUB_SHA::7}" in steps and "${GITHUB_REF_NAME}" in steps
     assert "trivy" in steps and "CRITICAL" in steps

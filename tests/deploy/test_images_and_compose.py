@@ -18,7 +18,7 @@ from deploy_support import PROJECT_ROOT, require_schema
 from jsonschema import Draft7Validator
 from packaging.requirements import Requirement
 
-from fusion.registry import SERVICES
+from fusion.registry import services
 
 DOCKERFILE = PROJECT_ROOT / "deploy" / "Dockerfile"
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -55,7 +55,7 @@ def test_the_service_argument_selects_the_service_source() -> None:
     shell = shutil.which("sh")
     if shell is None:
         pytest.skip("no POSIX shell to run the CMD's source expression")
-    for service in SERVICES.values():
+    for service in services().values():
         script = 'SERVICE="$1"; echo "${FUNCTION_SOURCE:-functions/$(echo "$SERVICE" | tr - _)/main.py}"'
         result = subprocess.run([shell, "-c", script, "sh", service.name], capture_output=True, text=True, check=True)
         assert result.stdout.strip() == service.source
@@ -144,20 +144,20 @@ def test_compose_validation_catches_mistakes() -> None:
 
 
 def test_compose_runs_the_whole_platform_on_the_original_ports() -> None:
-    services = _compose()["services"]
-    assert services["postgres"]["image"] == "postgres:15"
-    assert services["redpanda"]["image"].startswith("docker.redpanda.com/redpandadata/redpanda:")
-    for name, service in SERVICES.items():
-        container = services[name]
+    containers = _compose()["services"]
+    assert containers["postgres"]["image"] == "postgres:15"
+    assert containers["redpanda"]["image"].startswith("docker.redpanda.com/redpandadata/redpanda:")
+    for name, service in services().items():
+        container = containers[name]
         assert container["ports"] == [f"{service.port}:{service.port}"]
         assert container["environment"]["PORT"] == str(service.port)
         assert container["environment"]["FUNCTION_TARGET"] == "serve"
         assert container["build"]["args"] == {"SERVICE": name}
         assert container["build"]["dockerfile"] == "deploy/Dockerfile"
-    assert services["migrate"]["command"] == ["fusion", "migrate", "up"]
-    assert services["migrate"]["restart"] == "no"
-    assert services["outbox-relay"]["command"] == ["fusion", "relay"]
-    assert services["router"]["command"] == ["fusion", "router"]
+    assert containers["migrate"]["command"] == ["fusion", "migrate", "up"]
+    assert containers["migrate"]["restart"] == "no"
+    assert containers["outbox-relay"]["command"] == ["fusion", "relay"]
+    assert containers["router"]["command"] == ["fusion", "router"]
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"

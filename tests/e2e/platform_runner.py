@@ -20,7 +20,7 @@ import psycopg
 
 from fusion.local.infra import ManagedProcess
 from fusion.migrate import upgrade
-from fusion.registry import SERVICES
+from fusion.registry import service_named
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ class RunningPlatform:
     output: Path
 
     def url(self, service: str, path: str = "") -> str:
-        return f"http://127.0.0.1:{SERVICES[service].port + self.offset}{path}"
+        return f"http://127.0.0.1:{service_named(service).port + self.offset}{path}"
 
     def request(self, method: str, service: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -10,7 +10,7 @@ import pytest
 from platform_runner import RunningPlatform
 
 from fusion import smoke
-from fusion.registry import SERVICES
+from fusion.registry import service_named, services
 
 
 def _all_free(ports: list[int]) -> bool:
@@ -27,7 +27,7 @@ def unused_port_offset() -> int:
     """An offset that puts every service port where nothing listens."""
     for _ in range(100):
         offset = random.randrange(20_000, 50_000)
-        if _all_free([service.port + offset for service in SERVICES.values()]):
+        if _all_free([service.port + offset for service in services().values()]):
             return offset
     raise RuntimeError("no free range of service ports found")
 
@@ -61,7 +61,7 @@ def test_a_platform_that_is_not_there_fails_fast_with_the_url(capsys: pytest.Cap
     assert code == 1, output
     health = step_lines(output)["health"]
     assert health.startswith("FAIL"), output
-    catalog_health = f"http://127.0.0.1:{SERVICES['catalog'].port + offset}/health"
+    catalog_health = f"http://127.0.0.1:{service_named('catalog').port + offset}/health"
     assert catalog_health in health and "no answer" in health, health
     assert "smoke: 0 passed," in output.rstrip().splitlines()[-1]
 
