@@ -158,9 +158,9 @@ def test_compose_runs_the_whole_platform_on_the_original_ports() -> None:
     assert containers["migrate"]["restart"] == "no"
     assert containers["outbox-relay"]["command"] == ["fusion", "relay"]
     assert containers["router"]["command"] == ["fusion", "router"]
-    for name, service in services.items():
+    for name, service in containers.items():
         for dependency in service.get("depends_on", {}):
-            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert dependency in containers, f"{name} depends on unknown {dependency}"
 
 
 def test_compose_n8n_uses_postgres_and_basic_auth_from_the_environment() -> None:
