@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck unit bench render check-manifests smoke migrate clean
+.PHONY: dev test test-fast lint typecheck unit bench render check-manifests smoke migrate clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ typecheck: $(INSTALLED)
 
 test: lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85
+
+# Everything but the whole-platform tests.
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest -m "not platform" -q
 
 unit: $(INSTALLED)
 	$(BIN)/python -m pytest tests/unit -q

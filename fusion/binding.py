@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, unquote
 
 from fusion.contracts import Contract
@@ -115,14 +115,21 @@ def _checked(attributes: dict[str, str], data: bytes | None) -> Event:
 # Kafka (binary content mode)
 
 
-def to_kafka(event: Event) -> tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]:
-    """(key, value, headers) of the record that carries `event`."""
+class KafkaMessage(NamedTuple):
+    """The parts of the Kafka record that carries an event."""
+
+    headers: list[tuple[str, str | bytes | None]]
+    key: bytes | None
+    value: bytes | None
+
+
+def to_kafka(event: Event) -> KafkaMessage:
     headers: list[tuple[str, str | bytes | None]] = [
         ("content-type" if name == "datacontenttype" else f"ce_{name}", value.encode())
         for name, value in event.attributes.items()
     ]
     key = event.partition_key
-    return (key.encode() if key else None), event.data, headers
+    return KafkaMessage(headers, key.encode() if key else None, event.data)
 
 
 def _text(raw: str | bytes | None) -> str:

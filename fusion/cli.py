@@ -133,7 +133,7 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 
 def _carrier(args: argparse.Namespace) -> int:
-    from functions.shipping.tracking import UnknownTrackingNumber, advance_shipment
+    from functions.shipping.flow import UnknownTrackingNumber, advance_shipment
 
     try:
         status = advance_shipment(args.tracking_number)
@@ -142,6 +142,46 @@ def _carrier(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.tracking_number}: {status}")
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from fusion.auth import STAFF_SCOPES
+    from fusion.config import settings
+    from fusion.local.issuer import IssuerKey
+
+    config = settings()
+    if config.environment != "development":
+        print("fusion token mints tokens of the local issuer, for development only", file=sys.stderr)
+        return 2
+    scopes = args.scope or []
+    unknown = [scope for scope in scopes if scope not in STAFF_SCOPES]
+    if unknown:
+        print(f"unknown scope {unknown[0]!r}; one of {', '.join(STAFF_SCOPES)}", file=sys.stderr)
+        return 2
+    if args.staff and not scopes:
+        print("a staff token needs at least one --scope", file=sys.stderr)
+        return 2
+    if args.customer and scopes:
+        print("a customer token carries no staff scopes; use --staff NAME --scope …", file=sys.stderr)
+        return 2
+    key = IssuerKey.load_or_create(state_dir())
+    print(key.mint(config.oidc_issuer, config.oidc_audience, args.customer or args.staff, scopes,
+                   ttl_seconds=args.ttl))
+    return 0
+
+
+def _duration(text: str) -> int:
+    """`90`, `90s`, `15m`, `1h` or `2d` as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"a duration such as 90s, 15m or 1h, got {text!r}")
+    return int(number) * units[unit]
+
+
+def state_dir() -> Path:
+    """Where the local platform keeps its data (FUSION_STATE_DIR, by default .fusion/ in the project)."""
+    return Path(os.environ.get("FUSION_STATE_DIR") or PROJECT_ROOT / ".fusion")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     carrier.add_argument("action", choices=["advance"])
     carrier.add_argument("tracking_number")
     carrier.set_defaults(run=_carrier)
+    token = sub.add_parser("token", help="print a token of the local issuer: --customer ID | --staff NAME --scope S …")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", metavar="ID", help="a customer token; ID becomes its subject (the customer id)")
+    who.add_argument("--staff", metavar="NAME", help="a staff token for NAME, with the scopes given by --scope")
+    token.add_argument("--scope", action="append", help="a staff scope, e.g. catalog:write (repeatable)")
+    token.add_argument("--ttl", type=_duration, default=3600, help="lifetime, e.g. 15m or 1h (default 1h)")
+    token.set_defaults(run=_token)
     return parser
 
 

@@ -13,6 +13,8 @@ DEFAULT_LOG_LEVEL = {"development": "debug", "staging": "info", "production": "w
 DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@localhost:5432/ecommerce"
 DEFAULT_KAFKA_BROKERS = "localhost:9092"
 DEFAULT_ORDER_HOLD_SECONDS = 15 * 60
+DEFAULT_ISSUER_PORT = 8430  # the local OIDC issuer `fusion dev` runs
+DEFAULT_AUDIENCE = "fusioncommerce"
 
 
 class ConfigError(ValueError):
@@ -31,6 +33,9 @@ class Settings:
     public_base_url: str
     order_hold_seconds: int
     db_pool_size: int
+    oidc_issuer: str
+    oidc_audience: str
+    oidc_scope_claim: str
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -83,6 +88,23 @@ def _brokers(env: Mapping[str, str]) -> str:
     return value
 
 
+def local_issuer_url(env: Mapping[str, str]) -> str:
+    return f"http://127.0.0.1:{env.get('FUSION_ISSUER_PORT', '').strip() or DEFAULT_ISSUER_PORT}"
+
+
+def _oidc(env: Mapping[str, str], environment: str) -> tuple[str, str]:
+    """Issuer and audience; only development may fall back to the local issuer."""
+    issuer = env.get("OIDC_ISSUER", "").strip().rstrip("/")
+    audience = env.get("OIDC_AUDIENCE", "").strip()
+    if environment != "development":
+        missing = [name for name, value in (("OIDC_ISSUER", issuer), ("OIDC_AUDIENCE", audience)) if not value]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} must be set outside development (FUSION_ENV={environment})")
+        if not issuer.startswith("https://"):
+            raise ConfigError(f"OIDC_ISSUER must be an https:// URL outside development; got {issuer!r}")
+    return issuer or local_issuer_url(env), audience or DEFAULT_AUDIENCE
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     environment = _choice(env, "FUSION_ENV", ENVIRONMENTS, "development")
@@ -91,6 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     stripe_key = env.get("STRIPE_SECRET_KEY", "").strip() or "sk_test_fusion_local"
     if not stripe_key.startswith(("sk_", "rk_")):
         raise ConfigError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)")
+    issuer, audience = _oidc(env, environment)
     return Settings(
         environment=environment,
         log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, DEFAULT_LOG_LEVEL[environment]),
@@ -102,6 +125,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_base_url=(env.get("PUBLIC_BASE_URL", "").strip() or "http://127.0.0.1").rstrip("/"),
         order_hold_seconds=_positive_int(env, "ORDER_HOLD_SECONDS", DEFAULT_ORDER_HOLD_SECONDS),
         db_pool_size=_positive_int(env, "DB_POOL_SIZE", 10),
+        oidc_issuer=issuer,
+        oidc_audience=audience,
+        oidc_scope_claim=env.get("OIDC_SCOPE_CLAIM", "").strip() or "scope",
     )
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -22,6 +22,7 @@ from psycopg.rows import namedtuple_row
 
 from fusion.config import settings
 
+T = TypeVar("T")
 PING_AFTER_IDLE_SECONDS = 10.0
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -68,6 +69,24 @@ class Result:
 
     def scalars(self) -> Scalars:
         return Scalars(row[0] for row in self.all())
+
+    def first_as(self, kind: type[T]) -> T | None:
+        """The first row as `kind` (a dataclass or NamedTuple whose fields are the selected columns)."""
+        row = self.first()
+        return None if row is None else kind(**row._asdict())
+
+    def all_as(self, kind: type[T]) -> list[T]:
+        return [kind(**row._asdict()) for row in self.all()]
+
+    def one_as(self, kind: type[T]) -> T:
+        """The single row of a statement that always returns one (an upsert, an update of a known row)."""
+        return kind(**self.one()._asdict())
+
+
+class Sql(Protocol):
+    """What a store's functions run their SQL on: a unit of work or a connection."""
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Result: ...
 
 
 class Connection:

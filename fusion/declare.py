@@ -18,13 +18,15 @@ import flask
 from pydantic import BaseModel, ValidationError
 
 from fusion import logs
+from fusion.auth import ANONYMOUS, Access, Principal, acting_as, caller, stop_acting, verifier
 from fusion.binding import Event, InvalidEvent, from_http
 from fusion.config import settings
 from fusion.db import database_reachable
+from fusion.errors import DomainError
 from fusion.registry import SCHEDULED_RUNS, Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
 from fusion.topics import PING_TYPE, topic
 from fusion.uow import UnitOfWork, current_traceparent, unit_of_work
-from fusion.web import ApiError, json_response, utc_now
+from fusion.web import ApiError, http_error, json_response, utc_now
 
 HttpFunction = Callable[[flask.Request], flask.Response]
 QueryFn = Callable[[flask.Request, dict[str, str]], flask.Response]
@@ -78,19 +80,35 @@ def _empty(status: int = DONE) -> flask.Response:
     return flask.Response(b"", status=status)
 
 
+def _identify(spec: FunctionSpec, request: flask.Request) -> Principal:
+    """The caller, admitted by the function's declared access (401 / 403 otherwise)."""
+    if spec.access is None:
+        return ANONYMOUS
+    header = None if spec.access.signed else request.headers.get("Authorization")
+    principal = verifier().principal(header) if header else ANONYMOUS
+    spec.access.admit(principal)
+    return principal
+
+
 def _wrap(spec: FunctionSpec, serve: Callable[[flask.Request], flask.Response]) -> HttpFunction:
     def function(request: flask.Request) -> flask.Response:
         if _is_health(request):
             return health(spec.service)
         token = current_traceparent.set(request.headers.get("traceparent"))
+        acting = None
         try:
+            acting = acting_as(_identify(spec, request))
             with logs.log_context(service=spec.service, function=spec.name):
                 return serve(request)
         except ApiError as exc:
             return exc.response()
+        except DomainError as exc:
+            return http_error(exc).response()
         except Exception as exc:
             return _internal_error(spec, exc)
         finally:
+            if acting is not None:
+                stop_acting(acting)
             current_traceparent.reset(token)
 
     function.__name__ = spec.target
@@ -107,29 +125,41 @@ def _routes(routes: Iterable[str]) -> tuple[Route, ...]:
     return tuple(parsed)
 
 
+def find_route(specs: Iterable[FunctionSpec], method: str, path: str) -> tuple[FunctionSpec, dict[str, str]]:
+    """The function whose route matches, with the path parameters; 405 when only the method differs, else 404."""
+    method_differs = False
+    for spec in specs:
+        for route in spec.routes:
+            params = route.match(method, path)
+            if params is not None:
+                return spec, params
+            method_differs = method_differs or bool(route.pattern.match(path))
+    if method_differs:
+        raise ApiError(405, f"{method} is not allowed on {path}")
+    raise ApiError(404, f"no route for {method} {path}")
+
+
 def _match(spec: FunctionSpec, request: flask.Request) -> dict[str, str]:
-    for route in spec.routes:
-        params = route.match(request.method, request.path)
-        if params is not None:
-            return params
-    if any(route.pattern.match(request.path) for route in spec.routes):
-        raise ApiError(405, f"{request.method} is not allowed on {request.path}")
-    raise ApiError(404, f"no route for {request.method} {request.path}")
+    return find_route([spec], request.method, request.path)[1]
 
 
-def _http_spec(name: str, service: str, routes: Iterable[str], summary: str, target: str,
+def _http_spec(name: str, service: str, routes: Iterable[str], auth: Access | None, summary: str, target: str,
                extra: dict[str, Any]) -> FunctionSpec:
     return FunctionSpec(name=name, target=target, service=service, kind="http", routes=_routes(routes),
-                        summary=summary, extra=extra)
+                        access=auth, summary=summary, extra=extra)
 
 
 def query(
-    name: str, *, service: str, routes: Iterable[str], summary: str = "", params: Sequence[str] = ()
+    name: str, *, service: str, routes: Iterable[str], auth: Access | None = None, summary: str = "",
+    params: Sequence[str] = (),
 ) -> Callable[[QueryFn], HttpFunction]:
-    """A read-only HTTP function; `params` names the query parameters it reads (for the OpenAPI document)."""
+    """A read-only HTTP function; `params` names the query parameters it reads (for the OpenAPI document).
+
+    `auth` says who may call it (fusion.auth: PUBLIC, CUSTOMER, staff(scope), customer_or_staff(scope), SIGNED).
+    """
 
     def decorate(fn: QueryFn) -> HttpFunction:
-        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__,
+        spec = _http_spec(name, service, routes, auth, summary or (fn.__doc__ or "").strip(), fn.__name__,
                           {"params": tuple(params)})
         return _wrap(spec, lambda request: fn(request, _match(spec, request)))
 
@@ -137,33 +167,41 @@ def query(
 
 
 def command(
-    name: str, *, service: str, routes: Iterable[str], summary: str = "", body: type[BaseModel] | None = None
+    name: str, *, service: str, routes: Iterable[str], auth: Access | None = None, summary: str = "",
+    body: type[BaseModel] | None = None,
 ) -> Callable[[CommandFn], HttpFunction]:
     """An HTTP function that changes state in one unit of work, honouring an `Idempotency-Key` header.
 
-    `body` is the model the function parses its JSON body with (for the OpenAPI document).
+    `body` is the model the function parses its JSON body with (for the OpenAPI document); `auth` as for `query`.
     """
 
     def decorate(fn: CommandFn) -> HttpFunction:
-        spec = _http_spec(name, service, routes, summary or (fn.__doc__ or "").strip(), fn.__name__,
+        spec = _http_spec(name, service, routes, auth, summary or (fn.__doc__ or "").strip(), fn.__name__,
                           {"body": body})
 
         def serve(request: flask.Request) -> flask.Response:
             params = _match(spec, request)
             key = request.headers.get("Idempotency-Key", "").strip()
+            scope = _idempotency_scope(spec)
             with unit_of_work(service) as uow:
                 if key:
-                    replay = _claim_idempotency_key(uow, spec.name, key, request)
+                    replay = _claim_idempotency_key(uow, scope, key, request)
                     if replay is not None:
                         return replay
                 response = fn(request, params, uow)
                 if key:
-                    _remember_response(uow, spec.name, key, response)
+                    _remember_response(uow, scope, key, response)
                 return response
 
         return _wrap(spec, serve)
 
     return decorate
+
+
+def _idempotency_scope(spec: FunctionSpec) -> str:
+    """Keys are the caller's own: the same key from two callers names two requests."""
+    who = caller()
+    return spec.name if who.subject is None else f"{spec.name}|{who.kind}:{who.subject}"
 
 
 def _request_hash(request: flask.Request) -> str:
@@ -290,15 +328,11 @@ def service_dispatcher(service: str) -> HttpFunction:
             name = request.path.removeprefix("/_functions/").strip("/")
             if any(spec.name == name and spec.kind != "http" for spec in specs):
                 return _call(name, request)
-        method_mismatch = False
-        for spec in specs:
-            for route in spec.routes:
-                if route.match(request.method, request.path) is not None:
-                    return _call(spec.name, request)
-                method_mismatch = method_mismatch or bool(route.pattern.match(request.path))
-        if method_mismatch:
-            return ApiError(405, f"{request.method} is not allowed on {request.path}").response()
-        return ApiError(404, f"no route for {request.method} {request.path}").response()
+        try:
+            spec, _ = find_route(specs, request.method, request.path)
+        except ApiError as exc:
+            return exc.response()
+        return _call(spec.name, request)
 
     serve.__name__ = "serve"
     return serve

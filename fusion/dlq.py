@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from fusion.binding import Event, from_kafka, to_kafka
+from fusion.binding import Event, from_kafka
 from fusion.config import settings
-from fusion.kafka import consumer, producer
+from fusion.kafka import consumer, produce, producer
 from fusion.topics import DLQ_SUFFIX
 
 ERROR_ATTRIBUTES = ("knativeerrordest", "knativeerrorcode", "knativeerrordata")
@@ -59,8 +59,7 @@ def replay(name: str) -> int:
     kafka_producer = producer(settings().kafka_brokers)
     count = 0
     for kafka, message, event in read_all(dlq_topic, f"fusion.dlq-replay.{topic_name}"):
-        key, value, headers = to_kafka(original(event))
-        kafka_producer.produce(topic_name, value=value, key=key, headers=headers)
+        produce(kafka_producer, topic_name, original(event))
         if kafka_producer.flush(10) != 0:
             print(f"broker did not acknowledge the replay of {event.id}; stopping")
             return 1

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from fusion.binding import Event, to_kafka
+
 log = logging.getLogger("fusion.kafka")
+DeliveryCallback = Callable[[Any, Any], None]
+
+
+def produce(kafka: Producer, topic: str, event: Event, on_delivery: DeliveryCallback | None = None) -> None:
+    """Queue `event` on `topic` in binary content mode (record key = partition key); the caller flushes."""
+    message = to_kafka(event)
+    if on_delivery is None:
+        kafka.produce(topic, value=message.value, key=message.key, headers=message.headers)
+    else:
+        kafka.produce(topic, value=message.value, key=message.key, headers=message.headers, on_delivery=on_delivery)
 
 
 def producer(brokers: str, **overrides: Any) -> Producer:

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import flask
 
-from fusion.db import pool
+from fusion.db import Sql, T
 from fusion.web import query_int
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+MAX_OFFSET = 1_000_000  # deeper than any real browsing; keeps OFFSET within what PostgreSQL accepts
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def page_of(request: flask.Request, size: int = PAGE_SIZE, most: int = MAX_PAGE_SIZE) -> Page:
+    """The page `limit`/`offset` of the request ask for (400 when out of range)."""
+    return Page(limit=query_int(request, "limit", size, low=1, high=most),
+                offset=query_int(request, "offset", 0, low=0, high=MAX_OFFSET))
 
 
 @dataclass
@@ -20,8 +32,6 @@ class Listing:
     table: str
     columns: str
     order_by: str
-    page_size: int = PAGE_SIZE
-    max_page_size: int = MAX_PAGE_SIZE
     clauses: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
 
@@ -30,15 +40,12 @@ class Listing:
         self.clauses.append(clause)
         self.values.update(values)
 
-    def statement(self, request: flask.Request) -> tuple[str, dict[str, Any]]:
-        """The SQL and parameters of the page `limit`/`offset` of the request ask for (400 when out of range)."""
-        limit = query_int(request, "limit", self.page_size, low=1, high=self.max_page_size)
-        offset = query_int(request, "offset", 0, low=0)
+    def statement(self, page: Page) -> tuple[str, dict[str, Any]]:
         where = (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
         sql = f"SELECT {self.columns} FROM {self.table}{where} ORDER BY {self.order_by} LIMIT :limit OFFSET :offset"
-        return sql, {**self.values, "limit": limit, "offset": offset}
+        return sql, {**self.values, "limit": page.limit, "offset": page.offset}
 
-    def fetch(self, request: flask.Request) -> Sequence[Any]:
-        sql, values = self.statement(request)
-        with pool().connect() as conn:
-            return conn.execute(sql, values).all()
+    def fetch(self, db: Sql, page: Page, kind: type[T]) -> list[T]:
+        """One page, as rows of `kind`."""
+        sql, values = self.statement(page)
+        return db.execute(sql, values).all_as(kind)

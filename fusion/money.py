@@ -57,10 +57,14 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-exponent(currency))
 
 
+def json_number(amount: Decimal) -> float | int:
+    """A decimal amount as the JSON number the API returns (whole amounts as integers)."""
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
 def to_json_number(minor: int, currency: str) -> float | int:
-    """Minor units → the JSON number the API returns (an int for zero-decimal currencies)."""
-    places = exponent(currency)
-    return minor if places == 0 else float(to_decimal(minor, currency))
+    """Minor units → the JSON number the API returns."""
+    return json_number(to_decimal(minor, currency))
 
 
 def percent_of(minor: int, percent: Decimal) -> int:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from fusion.auth import Access
+
 Kind = Literal["http", "cloudevent", "scheduled"]
 FUNCTION_MODULES = (
     "functions.catalog.main",
@@ -132,6 +134,7 @@ class FunctionSpec:
     topics: tuple[str, ...] = ()  # topics whose events it handles
     delivery: Delivery | None = None
     schedule: str | None = None  # cron, for scheduled functions
+    access: Access | None = None  # who may call an HTTP function
     summary: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 

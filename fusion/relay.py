@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from fusion.binding import Event, to_kafka
+from fusion.binding import Event
 from fusion.config import to_libpq_url
-from fusion.kafka import ensure_topics, producer
+from fusion.kafka import ensure_topics, produce, producer
 from fusion.topics import all_topic_names
 from fusion.uow import OUTBOX_CHANNEL
 
@@ -95,8 +95,8 @@ class OutboxRelay:
             return callback
 
         for row_id, topic_name, attributes, payload in rows:
-            key, value, headers = to_kafka(Event(attributes, bytes(payload) if payload is not None else None))
-            kafka.produce(topic_name, value=value, key=key, headers=headers, on_delivery=acknowledged(row_id))
+            event = Event(attributes, bytes(payload) if payload is not None else None)
+            produce(kafka, topic_name, event, on_delivery=acknowledged(row_id))
             kafka.poll(0)
         kafka.flush(self.flush_timeout)
         return delivered

@@ -22,12 +22,12 @@ from typing import Any
 
 import urllib3
 
-from fusion.binding import Event, from_kafka, now_iso, to_http, to_kafka
+from fusion.binding import Event, from_kafka, now_iso, to_http
 from fusion.cron import Cron
-from fusion.delivery import Attempt, Verdict, dead_letter, judge, reply_event
-from fusion.kafka import consumer, producer
+from fusion.dataplane import Attempt, Verdict, dead_letter, judge, reply_event
+from fusion.kafka import consumer, produce, producer
 from fusion.registry import Delivery, FunctionSpec
-from fusion.topics import DLQ_SUFFIX, PING_TYPE, topic, topic_for_type
+from fusion.topics import DLQ_SUFFIX, PING_TYPE, ping_source_address, topic, topic_for_type
 
 log = logging.getLogger("fusion.router")
 LANES = 8
@@ -109,15 +109,13 @@ class Sender:
             log.error("delivery of %s to %s failed (status %s); no dead-letter topic", event.id, url, attempt.status)
             return
         log.warning("dead-lettering %s to %s after status %s", event.id, dlq, attempt.status)
-        key, value, headers = to_kafka(dead_letter(event, url, attempt))
-        self.producer.produce(dlq, value=value, key=key, headers=headers)
+        produce(self.producer, dlq, dead_letter(event, url, attempt))
         self.producer.flush(5)
 
     def publish(self, event: Event | None) -> None:
         if event is None:
             return
-        key, value, headers = to_kafka(event)
-        self.producer.produce(topic_for_type(event.type).name, value=value, key=key, headers=headers)
+        produce(self.producer, topic_for_type(event.type).name, event)
         self.producer.poll(0)
 
 
@@ -266,7 +264,7 @@ def ping_event(spec: FunctionSpec, namespace: str = "local") -> Event:
     return Event({
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
-        "source": f"/apis/v1/namespaces/{namespace}/pingsources/{spec.name}",
+        "source": ping_source_address(namespace, spec.name),
         "type": PING_TYPE,
         "time": now_iso(),
         "datacontenttype": "application/json",

@@ -59,6 +59,11 @@ TOPICS: dict[str, Topic] = {
 PING_TYPE = "dev.knative.sources.ping"
 
 
+def ping_source_address(namespace: str, name: str) -> str:
+    """The `source` attribute of a PingSource's events (what its Trigger filters on)."""
+    return f"/apis/v1/namespaces/{namespace}/pingsources/{name}"
+
+
 class UnknownTopic(KeyError):
     pass
 

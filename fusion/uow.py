@@ -12,6 +12,7 @@ from typing import Any
 from fusion.binding import Event, new_event
 from fusion.contracts import Contract
 from fusion.db import Connection, Result, pool
+from fusion.topics import topic_for_type
 
 OUTBOX_CHANNEL = "fusion_outbox"
 current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent", default=None)
@@ -59,7 +60,7 @@ class UnitOfWork:
             "CAST(:attributes AS jsonb[]), CAST(:payloads AS bytea[]))",
             {
                 "ids": [e.id for e in self.events],
-                "topics": [e.type.removeprefix("com.fusioncommerce.") for e in self.events],
+                "topics": [topic_for_type(e.type).name for e in self.events],
                 "keys": [e.partition_key for e in self.events],
                 "attributes": [json.dumps(dict(e.attributes)) for e in self.events],
                 "payloads": [e.data for e in self.events],
@@ -67,6 +68,13 @@ class UnitOfWork:
         )
         self.execute(f"SELECT pg_notify('{OUTBOX_CHANNEL}', :schema)", {"schema": self.schema})
         self.events.clear()
+
+
+@contextmanager
+def reading(service: str) -> Iterator[UnitOfWork]:
+    """A unit of work for reads: nothing it does is committed, and it publishes nothing."""
+    with pool().connect() as conn:
+        yield UnitOfWork(service, conn)
 
 
 @contextmanager

@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import flask
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from fusion.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ProviderRefused,
+    Refused,
+    Unauthenticated,
+    Unavailable,
+)
+from fusion.money import json_number
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Body(BaseModel):
+    """Every JSON request body: camelCase names (snake_case accepted too), extra fields ignored, text trimmed."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, alias_generator=to_camel,
+                              populate_by_name=True)
 
 
 class ApiError(Exception):
@@ -27,7 +49,9 @@ class ApiError(Exception):
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.field:
             body["field"] = self.field
-        return json_response(body, self.status)
+        # RFC 6750: a 401 says which scheme it wants.
+        headers = {"WWW-Authenticate": f'Bearer error="{self.code}"'} if self.status == 401 else None
+        return json_response(body, self.status, headers=headers)
 
 
 _DEFAULT_CODES = {
@@ -41,23 +65,37 @@ _DEFAULT_CODES = {
 }
 
 
-def bad_request(field: str, problem: str) -> ApiError:
-    return ApiError(400, f"{field}: {problem}", field=field)
+# The one place a domain error becomes an HTTP status.
+_STATUS_OF: dict[type[DomainError], int] = {
+    Invalid: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Refused: 422,
+    ProviderRefused: 502,
+    Unavailable: 503,
+}
 
 
-def not_found(what: str, ident: str) -> ApiError:
-    return ApiError(404, f"{what} {ident} not found")
+def http_error(error: DomainError) -> ApiError:
+    status = next((code for kind, code in _STATUS_OF.items() if isinstance(error, kind)), 500)
+    return ApiError(status, error.message, code=error.code, field=error.field)
 
 
-def conflict(message: str) -> ApiError:
-    return ApiError(409, message)
+def path_uuid(params: dict[str, str], name: str, what: str) -> uuid.UUID:
+    """A UUID path parameter; anything else names no resource, so it is a 404 for `what`."""
+    try:
+        return uuid.UUID(params[name])
+    except ValueError:
+        raise NotFound(what, params[name]) from None
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return json_number(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -73,13 +111,13 @@ def read_json_object(request: flask.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
     raw = request.get_data(cache=True)
     if not raw.strip():
-        raise ApiError(400, "request body must be a JSON object", field="body")
+        raise Invalid("body", "must be a JSON object")
     try:
         body = json.loads(raw)
     except ValueError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", field="body") from None
+        raise Invalid("body", f"is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object", field="body")
+        raise Invalid("body", "must be a JSON object")
     return body
 
 
@@ -90,13 +128,13 @@ def _field_name(location: tuple[int | str, ...]) -> str:
     return name or "body"
 
 
-def validation_error(exc: ValidationError) -> ApiError:
+def validation_error(exc: ValidationError) -> Invalid:
     first = exc.errors()[0]
     field = _field_name(tuple(first["loc"]))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "is required"
-    return bad_request(field, _lower_first_word(message) or "is invalid")
+    return Invalid(field, _lower_first_word(message) or "is invalid")
 
 
 def _lower_first_word(message: str) -> str:
@@ -121,10 +159,10 @@ def query_int(request: flask.Request, name: str, default: int, *, low: int = 0, 
     try:
         value = int(raw)
     except ValueError:
-        raise bad_request(name, f"must be a whole number, got {raw!r}") from None
+        raise Invalid(name, f"must be a whole number, got {raw!r}") from None
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise bad_request(name, f"must be {bounds}, got {value}")
+        raise Invalid(name, f"must be {bounds}, got {value}")
     return value
 
 
@@ -135,9 +173,9 @@ def query_decimal(request: flask.Request, name: str) -> Decimal | None:
     try:
         value = Decimal(raw)
     except ArithmeticError:
-        raise bad_request(name, f"must be a number, got {raw!r}") from None
+        raise Invalid(name, f"must be a number, got {raw!r}") from None
     if not value.is_finite() or value < 0:
-        raise bad_request(name, f"must be a non-negative number, got {raw!r}")
+        raise Invalid(name, f"must be a non-negative number, got {raw!r}")
     return value
 
 
@@ -146,7 +184,7 @@ def query_choice(request: flask.Request, name: str, allowed: tuple[str, ...]) ->
     if raw is None or raw == "":
         return None
     if raw not in allowed:
-        raise bad_request(name, f"must be one of {', '.join(allowed)}, got {raw!r}")
+        raise Invalid(name, f"must be one of {', '.join(allowed)}, got {raw!r}")
     return raw
 
 

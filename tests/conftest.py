@@ -9,14 +9,31 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from support import free_port
+from support import ActingClient, Tokens, free_port
 
 from fusion import config, db
-from fusion.local.infra import ManagedProcess, start_broker, start_postgres
+from fusion.local.broker import start_broker
+from fusion.local.issuer import IssuerKey, IssuerServer
+from fusion.local.postgres import start_postgres
+from fusion.local.process import ManagedProcess
 from fusion.registry import service_named, services
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = PROJECT_ROOT / "tests"
 SERVICE_SCHEMAS = [s.package for s in services().values()]
+# What each folder's tests need, as a marker: `-m pure` runs in seconds, `-m "not platform"` skips `fusion dev`.
+FOLDER_MARKERS = {"unit": "pure", "deploy": "pure", "component": "database", "integration": "broker",
+                  "e2e": "platform"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).resolve()
+        if not path.is_relative_to(TESTS_DIR):
+            continue
+        marker = FOLDER_MARKERS.get(path.relative_to(TESTS_DIR).parts[0])
+        if marker is not None:
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +53,25 @@ def broker(infra_dir: Path) -> Iterator[ManagedProcess]:
     server = start_broker(free_port(), log_file=infra_dir / "broker.log")
     yield server
     server.stop()
+
+
+TEST_AUDIENCE = "fusioncommerce-tests"
+
+
+@pytest.fixture(scope="session")
+def issuer(infra_dir: Path) -> Iterator[IssuerServer]:
+    """A real OIDC issuer (the local one) on a free port; the functions verify tokens against it."""
+    server = IssuerServer(IssuerKey.load_or_create(infra_dir / "issuer"), free_port()).start()
+    os.environ["OIDC_ISSUER"] = server.issuer
+    os.environ["OIDC_AUDIENCE"] = TEST_AUDIENCE
+    config.settings.cache_clear()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tokens(issuer: IssuerServer) -> Tokens:
+    return Tokens(issuer.key, issuer.issuer, TEST_AUDIENCE)
 
 
 def use_environment(database_url: str, brokers: str | None = None, **extra: str) -> None:
@@ -76,12 +112,21 @@ def clean_db(database: str) -> str:
 
 
 @pytest.fixture
-def client(clean_db: str) -> Callable[[str], FlaskClient]:
-    """`client("catalog")`: a test client of the service's functions-framework app, on a clean database."""
+def client(clean_db: str, tokens: Tokens) -> Callable[..., FlaskClient]:
+    """`client("catalog")`: a test client of the service's functions-framework app, on a clean database.
+
+    Its requests carry real tokens (see `ActingClient`); `client("orders", token=None)` is anonymous and
+    `client("orders", token=tokens.customer("bob"))` always presents that token.
+    """
     import functions_framework
 
-    def make(service: str) -> FlaskClient:
+    def make(service: str, token: str | None | bool = False) -> FlaskClient:
         source = str(PROJECT_ROOT / service_named(service).source)
-        return functions_framework.create_app("serve", source).test_client()
+        app = functions_framework.create_app("serve", source)
+        app.test_client_class = ActingClient
+        test_client = app.test_client()
+        assert isinstance(test_client, ActingClient)
+        test_client.tokens, test_client.fixed = tokens, token
+        return test_client
 
     return make

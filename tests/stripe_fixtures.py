@@ -24,7 +24,7 @@ from support import free_port
 
 from functions.payments.gateway import reset_stripe_client
 from fusion import config
-from fusion.local.infra import start_localstripe
+from fusion.local.stripe import start_localstripe
 
 WEBHOOK_SECRET = "whsec_fusioncommerce_tests"
 SECRET_KEY = "sk_test_fusioncommerce_tests"

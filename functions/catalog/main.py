@@ -1,6 +1,6 @@
 """Catalog service: the functions functions-framework serves (`--source functions/catalog/main.py`)."""
 
-from functions.catalog.products import create_product, get_product, list_products
+from functions.catalog.api import create_product, get_product, list_products
 from fusion.declare import boot, service_dispatcher
 from fusion.registry import Service, declare_service
 

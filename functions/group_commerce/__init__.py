@@ -11,7 +11,7 @@ Lifecycle of a campaign:
   participants, so they can be told); nobody is charged.
 - "closed": the deadline passed at or above the minimum (group-commerce.campaign.closed).
 
-Refused joins answer 409, as state conflicts: "campaign_full" or "campaign_closed" (see `joining`).
+Refused joins answer 409, as state conflicts: "campaign_full" or "campaign_closed" (see `flow.join_campaign`).
 
 Orders and payment: the orders service turns every seat of a successful campaign into one order at
 the group price (the participants when it tips, then each later joiner at once), carrying the

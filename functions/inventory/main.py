@@ -1,12 +1,13 @@
 """Inventory service: the functions functions-framework serves (`--source functions/inventory/main.py`)."""
 
-from functions.inventory.reservations import (
+from functions.inventory.api import get_stock, list_stock, set_stock
+from functions.inventory.handlers import (
+    add_stock_for_product,
     release_stock_on_cancel,
     release_stock_on_payment_failure,
     reserve_stock,
     sell_reserved_stock,
 )
-from functions.inventory.stock import add_stock_for_product, get_stock, list_stock, set_stock
 from fusion.declare import boot, service_dispatcher
 from fusion.registry import Service, declare_service
 

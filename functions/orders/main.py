@@ -1,16 +1,17 @@
 """Orders service: the functions functions-framework serves (`--source functions/orders/main.py`)."""
 
 from functions.orders.api import cancel_order, create_order, get_order, list_orders
-from functions.orders.expiry import expire_unpaid_orders
-from functions.orders.group_orders import create_group_orders, create_late_joiner_order
-from functions.orders.prices import record_product_price
-from functions.orders.saga import (
+from functions.orders.handlers import (
     confirm_order,
+    create_group_orders,
+    create_late_joiner_order,
+    expire_unpaid_orders,
     fail_order_out_of_stock,
     fail_order_payment,
     mark_order_delivered,
     mark_order_paid,
     mark_order_shipped,
+    record_product_price,
 )
 from fusion.declare import boot, service_dispatcher
 from fusion.registry import Service, declare_service

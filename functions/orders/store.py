@@ -1,8 +1,7 @@
-"""Orders in the database: placing an order, moving it through its lifecycle, reading it back.
+"""Orders in the database: the orders with their items and history, and the catalog's prices.
 
-`place_order` is the one way an order comes into being, for storefront orders (prices checked
-against the catalog first) and for orders other functions of this service create with prices they
-trust (group orders at the campaign's price).
+An order is written once with its items and first history entry, then only moved through its
+lifecycle by a conditional UPDATE; every read returns typed rows.
 """
 
 from __future__ import annotations
@@ -10,70 +9,103 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any
+from datetime import datetime
+from typing import NamedTuple, Protocol, TypeVar
 
-from functions.orders.lifecycle import OrderStatus, allowed_from
-from fusion import logs
-from fusion.contracts import OrderCreated, OrderItem
-from fusion.db import Connection
-from fusion.money import normalise_currency, to_decimal
-from fusion.uow import UnitOfWork
-from fusion.web import iso
+from functions.orders.rules import ListedPrice, OrderLine, OrderStatus, allowed_from, order_total
+from fusion.db import Sql
+from fusion.listing import Listing
 
 ORDER_COLUMNS = (
     "id, customer_id, status, status_reason, total_minor, currency, campaign_id, created_at, status_changed_at"
 )
+_MOVED_COLUMNS = ", ".join("o." + column for column in ORDER_COLUMNS.split(", "))
 
 
 @dataclass(frozen=True)
-class OrderLine:
-    """One line of an order: `price_minor` is the unit price in the order currency's minor units."""
+class OrderRow:
+    id: uuid.UUID
+    customer_id: str
+    status: str
+    status_reason: str | None
+    total_minor: int
+    currency: str
+    campaign_id: str | None
+    created_at: datetime
+    status_changed_at: datetime
 
+
+@dataclass(frozen=True)
+class MovedOrder(OrderRow):
+    """An order row just after it moved, with the status it left."""
+
+    previous_status: str
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: str
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order with its lines and the history of its statuses, oldest first."""
+
+    row: OrderRow
+    items: tuple[OrderLine, ...]
+    history: tuple[StatusChange, ...]
+
+
+class _OfAnOrder(Protocol):
+    @property
+    def order_id(self) -> uuid.UUID: ...
+
+
+_Row = TypeVar("_Row", bound=_OfAnOrder)
+
+
+class _ItemRow(NamedTuple):
+    order_id: uuid.UUID
     sku: str
     quantity: int
     price_minor: int
 
+    def line(self) -> OrderLine:
+        return OrderLine(self.sku, self.quantity, self.price_minor)
+
+
+class _HistoryRow(NamedTuple):
+    order_id: uuid.UUID
+    status: str
+    reason: str | None
+    at: datetime
+
+    def change(self) -> StatusChange:
+        return StatusChange(self.status, self.reason, self.at)
+
+
+class _Placed(NamedTuple):
+    created_at: datetime
+
 
 @dataclass(frozen=True)
-class Transition:
-    """An order that moved: its row after the move and the status it left."""
+class CatalogPrice:
+    """A product's price as product.created announced it at `at`."""
 
-    order: Any
-    previous_status: OrderStatus
-
-
-def order_total(lines: Sequence[OrderLine]) -> int:
-    """Sum of price * quantity, exact, in minor units."""
-    return sum(line.price_minor * line.quantity for line in lines)
-
-
-def parse_order_id(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    sku: str
+    product_id: str
+    name: str
+    price_minor: int
+    currency: str
+    at: datetime
 
 
-def place_order(
-    uow: UnitOfWork,
-    customer_id: str,
-    items: Sequence[OrderLine],
-    currency: str,
-    campaign_id: str | None = None,
-    order_id: str | None = None,
-) -> dict[str, Any]:
-    """Create an order in status "created" and publish order.created, in `uow`'s transaction.
-
-    The prices in `items` are trusted as given. Passing a deterministic `order_id` makes the call
-    idempotent: when that order exists already it is returned unchanged and nothing is published.
-    Returns the order as the HTTP API shows it (amounts as Decimal).
-    """
-    if not items:
-        raise ValueError("an order needs at least one item")
-    currency = normalise_currency(currency)
-    new_id = uuid.UUID(order_id) if order_id else uuid.uuid4()
-    created = uow.execute(
+def insert_order(db: Sql, order_id: uuid.UUID, customer_id: str, lines: Sequence[OrderLine], currency: str,
+                 campaign_id: str | None) -> Order | None:
+    """Write a new order in status "created" with its items; None when an order with this id exists."""
+    placed = db.execute(
         """
         WITH placed AS (
             INSERT INTO orders.orders (id, customer_id, status, total_minor, currency, campaign_id)
@@ -89,52 +121,30 @@ def place_order(
             INSERT INTO orders.order_history (order_id, status, at)
             SELECT id, 'created', created_at FROM placed
         )
-        SELECT id, created_at FROM placed
+        SELECT created_at FROM placed
         """,
         {
-            "id": new_id, "customer_id": customer_id, "total": order_total(items), "currency": currency,
-            "campaign_id": campaign_id, "skus": [line.sku for line in items],
-            "quantities": [line.quantity for line in items], "prices": [line.price_minor for line in items],
+            "id": order_id, "customer_id": customer_id, "total": order_total(lines), "currency": currency,
+            "campaign_id": campaign_id, "skus": [line.sku for line in lines],
+            "quantities": [line.quantity for line in lines], "prices": [line.price_minor for line in lines],
         },
-    ).first()
-    if created is None:
-        existing = find_order(uow.conn, new_id)
-        if existing is None:  # the conflicting insert was committed, so this cannot happen
-            raise RuntimeError(f"order {new_id} exists but cannot be read")
-        return existing
-    logs.bind(orderId=str(new_id))
-    order = _new_order_json(new_id, customer_id, items, currency, campaign_id, created.created_at)
-    uow.publish("order.created", subject=str(new_id), payload=order_created(order))
-    return order
-
-
-def _new_order_json(order_id: uuid.UUID, customer_id: str, items: Sequence[OrderLine], currency: str,
-                    campaign_id: str | None, created_at: Any) -> dict[str, Any]:
-    """The JSON of an order just placed, without reading it back."""
-    row = SimpleNamespace(
-        id=order_id, customer_id=customer_id, status=OrderStatus.CREATED.value, status_reason=None,
-        total_minor=order_total(items), currency=currency, campaign_id=campaign_id, created_at=created_at,
-        status_changed_at=created_at,
-    )
-    history = [SimpleNamespace(status=OrderStatus.CREATED.value, reason=None, at=created_at)]
-    return order_json(row, list(items), history)
-
-
-def order_created(order: dict[str, Any]) -> OrderCreated:
-    return OrderCreated(
-        order_id=order["id"], customer_id=order["customerId"], total=order["total"], currency=order["currency"],
-        items=[OrderItem(sku=i["sku"], quantity=i["quantity"], price=i["price"]) for i in order["items"]],
-        campaign_id=order["campaignId"],
-    )
+    ).first_as(_Placed)
+    if placed is None:
+        return None
+    created = OrderStatus.CREATED.value
+    row = OrderRow(id=order_id, customer_id=customer_id, status=created, status_reason=None,
+                   total_minor=order_total(lines), currency=currency, campaign_id=campaign_id,
+                   created_at=placed.created_at, status_changed_at=placed.created_at)
+    return Order(row, tuple(lines), (StatusChange(created, None, placed.created_at),))
 
 
 def move_order(
-    uow: UnitOfWork,
+    db: Sql,
     order_id: uuid.UUID,
     target: OrderStatus,
-    reason: str | None = None,
+    reason: str,
     only_from: Collection[OrderStatus] | None = None,
-) -> Transition | None:
+) -> MovedOrder | None:
     """Move an order to `target` when the state machine allows it from the order's current status.
 
     One conditional UPDATE decides, so concurrent events cannot both move the same order; None when
@@ -144,70 +154,88 @@ def move_order(
     sources = allowed_from(target)
     if only_from is not None:
         sources = sources & frozenset(only_from)
-    row = uow.execute(
+    moved = db.execute(
         f"""
         WITH found AS (SELECT id, status FROM orders.orders WHERE id = :id FOR UPDATE)
         UPDATE orders.orders AS o
         SET status = :target, status_reason = :reason, status_changed_at = now()
         FROM found
         WHERE o.id = found.id AND found.status = ANY(CAST(:sources AS text[]))
-        RETURNING found.status AS previous_status, {", ".join("o." + c for c in ORDER_COLUMNS.split(", "))}
+        RETURNING found.status AS previous_status, {_MOVED_COLUMNS}
         """,
         {"id": order_id, "target": target.value, "reason": reason, "sources": sorted(sources)},
-    ).first()
-    if row is None:
+    ).first_as(MovedOrder)
+    if moved is None:
         return None
-    uow.execute(
+    db.execute(
         "INSERT INTO orders.order_history (order_id, status, reason) VALUES (:id, :status, :reason)",
         {"id": order_id, "status": target.value, "reason": reason},
     )
-    return Transition(order=row, previous_status=OrderStatus(row.previous_status))
+    return moved
 
 
-def _rows_by_order(conn: Connection, sql: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+def order_listing(customer_id: str, status: str | None) -> Listing:
+    """Orders newest first, of one customer and in one status when those are given."""
+    listing = Listing("orders.orders", ORDER_COLUMNS, order_by="created_at DESC, id DESC")
+    if customer_id:
+        listing.where("customer_id = :customer_id", customer_id=customer_id)
+    if status:
+        listing.where("status = :status", status=status)
+    return listing
+
+
+def find_order(db: Sql, order_id: uuid.UUID) -> Order | None:
+    row = db.execute(f"SELECT {ORDER_COLUMNS} FROM orders.orders WHERE id = :id", {"id": order_id}).first_as(OrderRow)
+    return None if row is None else with_lines(db, [row])[0]
+
+
+def with_lines(db: Sql, rows: Sequence[OrderRow]) -> list[Order]:
+    """Orders with their items and history, in the order of `rows` (three queries, whatever the count)."""
+    ids = [row.id for row in rows]
+    items = _by_order(db, "SELECT order_id, sku, quantity, price_minor FROM orders.order_items "
+                          "WHERE order_id = ANY(:ids) ORDER BY order_id, line", ids, _ItemRow)
+    history = _by_order(db, "SELECT order_id, status, reason, at FROM orders.order_history "
+                            "WHERE order_id = ANY(:ids) ORDER BY order_id, id", ids, _HistoryRow)
+    return [
+        Order(row, tuple(item.line() for item in items.get(row.id, [])),
+              tuple(entry.change() for entry in history.get(row.id, [])))
+        for row in rows
+    ]
+
+
+def _by_order(db: Sql, sql: str, ids: list[uuid.UUID], kind: type[_Row]) -> dict[uuid.UUID, list[_Row]]:
     """The rows `sql` selects for the orders `ids` (bound as :ids), grouped by their order_id."""
-    grouped: dict[uuid.UUID, list[Any]] = {}
-    for row in conn.execute(sql, {"ids": ids}).all():
+    grouped: dict[uuid.UUID, list[_Row]] = {}
+    for row in db.execute(sql, {"ids": ids}).all_as(kind):
         grouped.setdefault(row.order_id, []).append(row)
     return grouped
 
 
-def _items_by_order(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    return _rows_by_order(conn, "SELECT order_id, sku, quantity, price_minor FROM orders.order_items "
-                                "WHERE order_id = ANY(:ids) ORDER BY order_id, line", ids)
+def confirmed_before(db: Sql, cutoff: datetime, limit: int) -> list[uuid.UUID]:
+    """Ids of orders confirmed before `cutoff` and still unpaid, longest waiting first."""
+    return list(db.execute(
+        "SELECT id FROM orders.orders WHERE status = 'confirmed' AND status_changed_at < :cutoff "
+        "ORDER BY status_changed_at LIMIT :limit",
+        {"cutoff": cutoff, "limit": limit},
+    ).scalars())
 
 
-def _history_by_order(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    return _rows_by_order(conn, "SELECT order_id, status, reason, at FROM orders.order_history "
-                                "WHERE order_id = ANY(:ids) ORDER BY order_id, id", ids)
+def record_price(db: Sql, price: CatalogPrice) -> None:
+    """Keep a sku's price; a late, older announcement never overwrites a newer price."""
+    db.execute(
+        "INSERT INTO orders.products (sku, product_id, name, price_minor, currency, updated_at) "
+        "VALUES (:sku, :product_id, :name, :price_minor, :currency, :at) "
+        "ON CONFLICT (sku) DO UPDATE SET product_id = EXCLUDED.product_id, name = EXCLUDED.name, "
+        "price_minor = EXCLUDED.price_minor, currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at "
+        "WHERE orders.products.updated_at <= EXCLUDED.updated_at",
+        {"sku": price.sku, "product_id": price.product_id, "name": price.name, "price_minor": price.price_minor,
+         "currency": price.currency, "at": price.at},
+    )
 
 
-def order_json(row: Any, items: list[Any], history: list[Any]) -> dict[str, Any]:
-    currency = row.currency
-    return {
-        "id": str(row.id),
-        "customerId": row.customer_id,
-        "items": [
-            {"sku": i.sku, "quantity": i.quantity, "price": to_decimal(i.price_minor, currency)} for i in items
-        ],
-        "total": to_decimal(row.total_minor, currency),
-        "currency": currency,
-        "status": row.status,
-        "statusReason": row.status_reason,
-        "campaignId": row.campaign_id,
-        "createdAt": iso(row.created_at),
-        "updatedAt": iso(row.status_changed_at),
-        "history": [{"status": h.status, "reason": h.reason, "at": iso(h.at)} for h in history],
-    }
-
-
-def orders_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Orders with their items and history, in the order of `rows` (three queries, whatever the count)."""
-    ids = [row.id for row in rows]
-    items, history = _items_by_order(conn, ids), _history_by_order(conn, ids)
-    return [order_json(row, items.get(row.id, []), history.get(row.id, [])) for row in rows]
-
-
-def find_order(conn: Connection, order_id: uuid.UUID) -> dict[str, Any] | None:
-    row = conn.execute(f"SELECT {ORDER_COLUMNS} FROM orders.orders WHERE id = :id", {"id": order_id}).first()
-    return None if row is None else orders_json(conn, [row])[0]
+def listed_prices(db: Sql, skus: Collection[str]) -> dict[str, ListedPrice]:
+    """The catalog's prices of those of `skus` it knows, by sku."""
+    listed = db.execute(
+        "SELECT sku, price_minor, currency FROM orders.products WHERE sku = ANY(:skus)", {"skus": sorted(skus)}
+    ).all_as(ListedPrice)
+    return {price.sku: price for price in listed}

@@ -1,50 +1,58 @@
-"""The payments HTTP API: start (or fetch) an order's payment, list and read payments, refund one."""
+"""The payments HTTP API: start (or fetch) an order's payment, list and read payments, refund one,
+and Stripe's webhook.
+
+The webhook is verified with Stripe's own signature scheme: a missing or wrong `Stripe-Signature`
+answers 400 and changes nothing. Handled events: payment_intent.succeeded (payment.succeeded),
+payment_intent.payment_failed (payment.failed, with Stripe's reason) and charge.refunded
+(payment.refunded, full refunds). Other events are acknowledged and ignored. Stripe event ids are
+recorded in the same transaction as their effect, so a redelivered event changes nothing; a stale
+one cannot move a payment backwards.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field
 
 from functions.payments import flow, gateway, store
-from functions.payments.rules import STATUSES, SUCCEEDED, why_not_payable
-from functions.payments.store import PAYMENT_COLUMNS, SERVICE, payment_id_or_none, payment_view
-from fusion.db import pool
+from functions.payments.flow import PaymentRequest, RefundRequest, StripeEvent
+from functions.payments.rules import STATUSES, outcome_of
+from functions.payments.store import SERVICE, Payment
 from fusion.declare import command, query
-from fusion.listing import Listing
-from fusion.uow import UnitOfWork
-from fusion.web import ApiError, conflict, json_response, not_found, parse_body, query_choice
+from fusion.errors import NotFound
+from fusion.listing import page_of
+from fusion.money import to_json_number
+from fusion.uow import UnitOfWork, reading
+from fusion.web import json_response, parse_body, path_uuid, query_choice
 
 
-class PaymentRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    order_id: str = Field(alias="orderId", min_length=1, max_length=200)
-
-
-@contextmanager
-def provider_errors() -> Iterator[None]:
-    """Stripe being down is the caller's cue to retry, not a server bug."""
-    try:
-        yield
-    except gateway.ProviderUnavailable as exc:
-        raise ApiError(503, "the payment provider is unavailable, try again", code="provider_unavailable") from exc
+def payment_view(payment: Payment, *, with_client_secret: bool = False) -> dict[str, Any]:
+    """A payment as the API returns it (camelCase, decimal amount)."""
+    view: dict[str, Any] = {
+        "id": str(payment.id),
+        "orderId": payment.order_id,
+        "customerId": payment.customer_id,
+        "amount": to_json_number(payment.amount_minor, payment.currency),
+        "currency": payment.currency,
+        "status": payment.status,
+        "provider": payment.provider,
+        "providerPaymentId": payment.provider_payment_id,
+        "failureCode": payment.failure_code,
+        "failureReason": payment.failure_reason,
+        "refundId": payment.refund_id,
+        "createdAt": payment.created_at,
+        "updatedAt": payment.updated_at,
+    }
+    if with_client_secret:
+        view["clientSecret"] = payment.client_secret
+    return view
 
 
 @command("create-payment", service=SERVICE, routes=["POST /payments"], body=PaymentRequest)
 def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Start the payment of a payable order, or return the one it has, with the PaymentIntent's client secret."""
-    order_id = parse_body(request, PaymentRequest).order_id
-    order = store.lock_order(uow, order_id)
-    if order is None:
-        raise not_found("order", order_id)
-    facts = store.facts_of(order)
-    if not facts.payable:
-        raise ApiError(409, f"order {order_id} cannot be paid: {why_not_payable(facts)}", code="order_not_payable")
-    with provider_errors():
-        payment, _ = flow.start_payment(uow, order)
+    payment = flow.pay_order(parse_body(request, PaymentRequest), uow)
     return json_response(payment_view(payment, with_client_secret=True), 201,
                          headers={"Location": f"/payments/{payment.id}"})
 
@@ -53,39 +61,40 @@ def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWo
        params=["orderId", "status", "limit", "offset"])
 def list_payments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List payments, oldest first: orderId, status, limit, offset."""
-    listing = Listing("payments.payments", PAYMENT_COLUMNS, order_by="created_at, id")
-    if order_id := request.args.get("orderId", "").strip():
-        listing.where("order_id = :order_id", order_id=order_id)
-    if status := query_choice(request, "status", STATUSES):
-        listing.where("status = :status", status=status)
-    return json_response([payment_view(row) for row in listing.fetch(request)])
+    order_id = request.args.get("orderId", "").strip() or None
+    status = query_choice(request, "status", STATUSES)
+    with reading(SERVICE) as db:
+        payments = store.find_payments(db, page_of(request), order_id=order_id, status=status)
+    return json_response([payment_view(payment) for payment in payments])
 
 
 @query("get-payment", service=SERVICE, routes=["GET /payments/{id}"])
 def get_payment(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One payment by id."""
-    payment_id = payment_id_or_none(params["id"])
-    row = None
-    if payment_id is not None:
-        with pool().connect() as conn:
-            sql = f"SELECT {PAYMENT_COLUMNS} FROM payments.payments WHERE id = :id"
-            row = conn.execute(sql, {"id": payment_id}).first()
-    if row is None:
-        raise not_found("payment", params["id"])
-    return json_response(payment_view(row))
+    payment_id = path_uuid(params, "id", "payment")
+    with reading(SERVICE) as db:
+        payment = store.find_payment(db, payment_id)
+    if payment is None:
+        raise NotFound("payment", params["id"])
+    return json_response(payment_view(payment))
 
 
 @command("refund-payment", service=SERVICE, routes=["POST /payments/{id}/refund"])
 def refund_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Refund a succeeded payment in full through Stripe and publish payment.refunded."""
-    payment_id = payment_id_or_none(params["id"])
-    order_id = store.order_id_of(uow, payment_id=payment_id) if payment_id is not None else None
-    if order_id is None:
-        raise not_found("payment", params["id"])
-    store.lock_order(uow, order_id)
-    payment = store.lock_payment_of_order(uow, order_id)
-    if payment.status != SUCCEEDED:
-        raise conflict(f"payment {payment.id} is {payment.status}; only a succeeded payment can be refunded")
-    with provider_errors():
-        refunded = flow.refund(uow, payment, "requested")
+    refunded = flow.refund_on_request(RefundRequest(path_uuid(params, "id", "payment")), uow)
     return json_response(payment_view(refunded))
+
+
+def _stripe_event(request: flask.Request) -> StripeEvent:
+    event = gateway.verified_event(request.get_data(), request.headers.get(gateway.SIGNATURE_HEADER))
+    return StripeEvent(event["id"], str(event.get("type", "")), outcome_of(event))
+
+
+@command("stripe-webhook", service=SERVICE, routes=["POST /payments/webhook"])
+def stripe_webhook(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
+    """Stripe's webhook (signature verified): settles payments as Stripe reports them."""
+    receipt = flow.take_stripe_event(_stripe_event(request), uow)
+    if receipt == "duplicate":
+        return json_response({"received": True, "duplicate": True})
+    return json_response({"received": True, "applied": receipt == "applied"})

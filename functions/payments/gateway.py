@@ -4,10 +4,12 @@ The client is created on first use from the settings (STRIPE_SECRET_KEY, and STR
 set, e.g. a localstripe URL), so importing this module costs nothing at cold start. Stripe's
 errors are translated into three exceptions the functions act on: a declined card, a request
 Stripe refuses (retrying it cannot help), and Stripe being unavailable (retrying may help).
+Webhook payloads are checked with Stripe's own signature scheme before anything reads them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -18,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from functions.payments.rules import intent_idempotency_key, refund_idempotency_key
 from fusion.config import settings
+from fusion.errors import Invalid
 
 if TYPE_CHECKING:
     import stripe
     from stripe._base_address import BaseAddresses
 
 AUTO_CONFIRM_ENV = "STRIPE_AUTO_CONFIRM"
+SIGNATURE_HEADER = "Stripe-Signature"
 REQUEST_TIMEOUT_SECONDS = 10.0
 NETWORK_RETRIES = 2  # safe: every POST carries an idempotency key
 
@@ -165,3 +169,25 @@ def refund_intent(intent_id: str, amount_minor: int, payment_id: str, order_id: 
             options={"idempotency_key": refund_idempotency_key(payment_id)},
         )
     return str(refund.id)
+
+
+def _bad_signature(problem: str) -> Invalid:
+    return Invalid(SIGNATURE_HEADER, problem, code="invalid_signature")
+
+
+def verified_event(payload: bytes, signature: str | None) -> dict[str, Any]:
+    """The Stripe event in a webhook's `payload`, once its signature proves it came from Stripe."""
+    import stripe
+
+    if not signature:
+        raise _bad_signature("header is required")
+    try:
+        stripe.Webhook.construct_event(payload, signature, settings().stripe_webhook_secret)
+    except stripe.SignatureVerificationError:
+        raise _bad_signature("does not match the payload") from None
+    except ValueError:
+        raise Invalid("body", "is not a JSON Stripe event") from None
+    event = json.loads(payload)
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+        raise Invalid("body", "is not a Stripe event")
+    return event

@@ -1,24 +1,36 @@
-"""Payments' event handlers: the order projection, and a PaymentIntent once an order's stock is reserved.
+"""Payments' event handlers, and the reconciliation of payments whose webhook never arrived.
 
 An order becomes payable when both order.created (total, currency, customer) and
 inventory.reserved have arrived, in either order; whichever arrives second starts the payment.
 order.cancelled, order.failed and order.expired make it unpayable for good, and refund a payment
 that already succeeded.
+
+Stripe retries webhooks for days, localstripe sends each one once; either way a payment whose
+webhook never arrived would wait forever. Every minute, pending payments not checked for
+PAYMENTS_RECONCILE_AFTER_SECONDS (default 60) are looked up in Stripe and settled the way their
+webhook would have settled them. Intents still waiting for the customer are left alone.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
 
-from functions.payments import flow, store
+from functions.payments import flow, gateway, store
+from functions.payments.flow import OrderClosed, OrderDetails, OrderReserved, PaymentCheck
 from functions.payments.store import SERVICE
 from fusion.binding import Event
 from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderExpired, OrderFailed
-from fusion.declare import UnprocessableEvent, event_handler, payload_of
+from fusion.declare import UnprocessableEvent, event_handler, payload_of, scheduled
 from fusion.money import MoneyError, normalise_currency, to_minor
 from fusion.registry import PAYMENT_EVENTS
 from fusion.topics import topic
-from fusion.uow import UnitOfWork
+from fusion.uow import UnitOfWork, reading, unit_of_work
+
+log = logging.getLogger("functions.payments")
+RECONCILE_AFTER_ENV = "PAYMENTS_RECONCILE_AFTER_SECONDS"
+DEFAULT_RECONCILE_AFTER_SECONDS = 60
+BATCH = 50
 
 CLOSING_EVENTS: dict[str, tuple[type[OrderCancelled | OrderFailed | OrderExpired], str]] = {
     topic("order.cancelled").type: (OrderCancelled, "cancelled"),
@@ -27,30 +39,26 @@ CLOSING_EVENTS: dict[str, tuple[type[OrderCancelled | OrderFailed | OrderExpired
 }
 
 
-def _start_if_payable(uow: UnitOfWork, order: Any) -> None:
-    if store.facts_of(order).payable:
-        flow.start_payment(uow, order)
-
-
-@event_handler("record-order-for-payment", service=SERVICE, topics=["order.created"], delivery=PAYMENT_EVENTS)
-def record_order_for_payment(event: Event, uow: UnitOfWork) -> None:
-    """Remember an order's total, currency and customer; start its payment if its stock was reserved first."""
-    order = payload_of(event, OrderCreated)
+def _order_details(order: OrderCreated) -> OrderDetails:
     try:
         currency = normalise_currency(order.currency)
         total_minor = to_minor(order.total, currency)
     except MoneyError as exc:
         raise UnprocessableEvent(f"order {order.order_id}: total {order.total} {order.currency}: {exc}") from None
-    row = store.record_order_details(uow, order.order_id, order.customer_id, total_minor, currency)
-    _start_if_payable(uow, row)
+    return OrderDetails(order.order_id, order.customer_id, total_minor, currency)
+
+
+@event_handler("record-order-for-payment", service=SERVICE, topics=["order.created"], delivery=PAYMENT_EVENTS)
+def record_order_for_payment(event: Event, uow: UnitOfWork) -> None:
+    """Remember an order's total, currency and customer; start its payment if its stock was reserved first."""
+    flow.record_order_details(_order_details(payload_of(event, OrderCreated)), uow)
 
 
 @event_handler("start-payment", service=SERVICE, topics=["inventory.reserved"], delivery=PAYMENT_EVENTS)
 def start_payment(event: Event, uow: UnitOfWork) -> None:
     """The order's stock is reserved: create its payment and Stripe PaymentIntent, publish payment.created."""
     reserved = payload_of(event, InventoryReserved)
-    row = store.record_reservation(uow, reserved.order_id)
-    _start_if_payable(uow, row)
+    flow.record_reservation(OrderReserved(reserved.order_id), uow)
 
 
 @event_handler("close-order-payment", service=SERVICE, topics=["order.cancelled", "order.failed", "order.expired"],
@@ -59,4 +67,31 @@ def close_order_payment(event: Event, uow: UnitOfWork) -> None:
     """The order will not be fulfilled: it can no longer be paid, and a succeeded payment is refunded."""
     contract, closed_as = CLOSING_EVENTS[event.type]
     closing = payload_of(event, contract)
-    flow.close_order(uow, closing.order_id, closed_as)
+    flow.close_order(OrderClosed(closing.order_id, closed_as), uow)
+
+
+def reconcile_after_seconds() -> int:
+    raw = os.environ.get(RECONCILE_AFTER_ENV, "").strip()
+    return int(raw) if raw.isdigit() else DEFAULT_RECONCILE_AFTER_SECONDS
+
+
+def _record_check(check: PaymentCheck) -> None:
+    with unit_of_work(SERVICE) as uow:
+        flow.settle_checked(check, uow)
+
+
+@scheduled("reconcile-payments", service=SERVICE, schedule="* * * * *")
+def reconcile_payments(event: Event) -> None:
+    """Settle pending payments whose Stripe webhook has not arrived."""
+    with reading(SERVICE) as db:
+        due = store.find_due_payments(db, reconcile_after_seconds(), BATCH)
+    for payment in due:
+        try:
+            _record_check(flow.look_up_in_stripe(payment))
+        except gateway.ProviderUnavailable as exc:
+            log.warning("Stripe unavailable, reconciliation stopped at payment %s: %s", payment.id, exc)
+            return
+        except gateway.PaymentRefused as exc:
+            # e.g. an intent Stripe no longer knows: look again later rather than blocking the queue.
+            log.warning("could not reconcile payment %s: %s", payment.id, exc)
+            _record_check(PaymentCheck(payment.id, None))

@@ -10,10 +10,13 @@ customer id:
 - anything else: `pm_card_visa`, which succeeds (payment.succeeded when Stripe's webhook arrives).
 """
 
-from functions.payments.api import create_payment, get_payment, list_payments, refund_payment
-from functions.payments.handlers import close_order_payment, record_order_for_payment, start_payment
-from functions.payments.reconcile import reconcile_payments
-from functions.payments.webhook import stripe_webhook
+from functions.payments.api import create_payment, get_payment, list_payments, refund_payment, stripe_webhook
+from functions.payments.handlers import (
+    close_order_payment,
+    reconcile_payments,
+    record_order_for_payment,
+    start_payment,
+)
 from fusion.declare import boot, service_dispatcher
 from fusion.registry import Service, declare_service
 

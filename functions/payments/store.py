@@ -1,4 +1,4 @@
-"""Payments' tables: the order projection and the payments, read and changed inside a unit of work.
+"""Payments' tables: the order projection, the payments and the Stripe events already handled.
 
 Locks are always taken in the same order, order row first and payment row second, so the event
 handlers, the webhook and the HTTP commands that touch one order run one after the other.
@@ -7,10 +7,14 @@ handlers, the webhook and the HTTP commands that touch one order run one after t
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from functions.payments.rules import STATUSES, OrderFacts, can_move
 from fusion.contracts import PaymentCreated, PaymentFailed, PaymentRefunded, PaymentSucceeded
+from fusion.db import Sql
+from fusion.listing import Listing, Page
 from fusion.money import to_decimal
 from fusion.uow import UnitOfWork
 
@@ -22,152 +26,202 @@ PAYMENT_COLUMNS = (
 )
 
 
-def facts_of(order: Any) -> OrderFacts:
-    return OrderFacts(known=order.total_minor is not None, reserved=order.reserved, closed_as=order.closed_as)
+@dataclass(frozen=True)
+class Order:
+    """What payments knows about an order; total, currency and customer arrive with order.created."""
+
+    order_id: str
+    customer_id: str | None
+    total_minor: int | None
+    currency: str | None
+    reserved: bool
+    closed_as: str | None
+
+    @property
+    def facts(self) -> OrderFacts:
+        return OrderFacts(known=self.total_minor is not None, reserved=self.reserved, closed_as=self.closed_as)
 
 
-def lock_order(uow: UnitOfWork, order_id: str) -> Any:
+@dataclass(frozen=True)
+class Payment:
+    id: uuid.UUID
+    order_id: str
+    customer_id: str | None
+    amount_minor: int
+    currency: str
+    status: str
+    provider: str
+    provider_payment_id: str | None
+    client_secret: str | None
+    failure_code: str | None
+    failure_reason: str | None
+    refund_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DuePayment:
+    """A pending payment whose PaymentIntent is due to be looked up in Stripe."""
+
+    id: uuid.UUID
+    provider_payment_id: str
+
+
+def lock_order(db: Sql, order_id: str) -> Order | None:
     """The order's projection row, locked until the unit of work ends; None when unknown."""
-    return uow.execute(
+    return db.execute(
         f"SELECT {ORDER_COLUMNS} FROM payments.orders WHERE order_id = :id FOR UPDATE", {"id": order_id}
-    ).first()
+    ).first_as(Order)
 
 
-def record_order_details(uow: UnitOfWork, order_id: str, customer_id: str, total_minor: int, currency: str) -> Any:
-    return uow.execute(
+
+def record_order_details(db: Sql, order_id: str, customer_id: str, total_minor: int, currency: str) -> Order:
+    return db.execute(
         "INSERT INTO payments.orders (order_id, customer_id, total_minor, currency) "
         "VALUES (:id, :customer, :total, :currency) ON CONFLICT (order_id) DO UPDATE SET "
         "customer_id = EXCLUDED.customer_id, total_minor = EXCLUDED.total_minor, "
         f"currency = EXCLUDED.currency, updated_at = now() RETURNING {ORDER_COLUMNS}",
         {"id": order_id, "customer": customer_id, "total": total_minor, "currency": currency},
-    ).one()
+    ).one_as(Order)
 
 
-def record_reservation(uow: UnitOfWork, order_id: str) -> Any:
-    return uow.execute(
+def record_reservation(db: Sql, order_id: str) -> Order:
+    return db.execute(
         "INSERT INTO payments.orders (order_id, reserved) VALUES (:id, true) ON CONFLICT (order_id) "
         f"DO UPDATE SET reserved = true, updated_at = now() RETURNING {ORDER_COLUMNS}",
         {"id": order_id},
-    ).one()
+    ).one_as(Order)
 
 
-def record_closing(uow: UnitOfWork, order_id: str, closed_as: str) -> Any:
+def record_closing(db: Sql, order_id: str, closed_as: str) -> Order:
     """Close the order for payment; the first way it closed is kept."""
-    return uow.execute(
+    return db.execute(
         "INSERT INTO payments.orders (order_id, closed_as) VALUES (:id, :closed) ON CONFLICT (order_id) "
         "DO UPDATE SET closed_as = coalesce(payments.orders.closed_as, EXCLUDED.closed_as), updated_at = now() "
         f"RETURNING {ORDER_COLUMNS}",
         {"id": order_id, "closed": closed_as},
-    ).one()
+    ).one_as(Order)
 
 
-def payment_id_or_none(raw: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None
-
-
-def claim_payment(uow: UnitOfWork, order: Any) -> Any:
+def claim_payment(db: Sql, order: Order) -> Payment | None:
     """Insert the order's pending payment; None when the order already has one (one payment per order)."""
-    return uow.execute(
+    return db.execute(
         "INSERT INTO payments.payments (id, order_id, customer_id, amount_minor, currency, status) "
         "VALUES (:id, :order_id, :customer, :amount, :currency, 'pending') "
         f"ON CONFLICT (order_id) DO NOTHING RETURNING {PAYMENT_COLUMNS}",
         {"id": uuid.uuid4(), "order_id": order.order_id, "customer": order.customer_id,
          "amount": order.total_minor, "currency": order.currency},
-    ).first()
+    ).first_as(Payment)
 
 
-def lock_payment_of_order(uow: UnitOfWork, order_id: str) -> Any:
-    return uow.execute(
-        f"SELECT {PAYMENT_COLUMNS} FROM payments.payments WHERE order_id = :id FOR UPDATE", {"id": order_id}
-    ).first()
+def _payment_where(db: Sql, column: str, value: object, *, lock: bool) -> Payment | None:
+    """The payment whose `column` (a unique one) is `value`; locked until the unit of work ends if `lock`."""
+    locking = " FOR UPDATE" if lock else ""
+    return db.execute(
+        f"SELECT {PAYMENT_COLUMNS} FROM payments.payments WHERE {column} = :value{locking}", {"value": value}
+    ).first_as(Payment)
 
 
-def lock_payment_of_intent(uow: UnitOfWork, intent_id: str) -> Any:
-    return uow.execute(
-        f"SELECT {PAYMENT_COLUMNS} FROM payments.payments WHERE provider_payment_id = :intent FOR UPDATE",
-        {"intent": intent_id},
-    ).first()
+def find_payment(db: Sql, payment_id: uuid.UUID) -> Payment | None:
+    return _payment_where(db, "id", payment_id, lock=False)
 
 
-def order_id_of(uow: UnitOfWork, *, payment_id: uuid.UUID | None = None, intent_id: str | None = None) -> str | None:
+def find_payments(db: Sql, page: Page, *, order_id: str | None, status: str | None) -> list[Payment]:
+    """The page of payments the request's limit and offset ask for, oldest first."""
+    listing = Listing("payments.payments", PAYMENT_COLUMNS, order_by="created_at, id")
+    if order_id:
+        listing.where("order_id = :order_id", order_id=order_id)
+    if status:
+        listing.where("status = :status", status=status)
+    return listing.fetch(db, page, Payment)
+
+
+def lock_payment_of_order(db: Sql, order_id: str) -> Payment | None:
+    return _payment_where(db, "order_id", order_id, lock=True)
+
+
+def lock_payment_of_intent(db: Sql, intent_id: str) -> Payment | None:
+    return _payment_where(db, "provider_payment_id", intent_id, lock=True)
+
+
+def order_id_of(db: Sql, *, payment_id: uuid.UUID | None = None, intent_id: str | None = None) -> str | None:
     """The order a payment belongs to (read without a lock, to know which order row to lock first)."""
     column, value = ("id", payment_id) if payment_id is not None else ("provider_payment_id", intent_id)
-    found = uow.execute(f"SELECT order_id FROM payments.payments WHERE {column} = :value", {"value": value}).first()
-    return None if found is None else str(found.order_id)
+    order_id = db.execute(f"SELECT order_id FROM payments.payments WHERE {column} = :value", {"value": value}).scalar()
+    return None if order_id is None else str(order_id)
 
 
-def attach_intent(uow: UnitOfWork, payment_id: uuid.UUID, intent_id: str, client_secret: str | None) -> Any:
-    return uow.execute(
+def attach_intent(db: Sql, payment_id: uuid.UUID, intent_id: str, client_secret: str | None) -> Payment:
+    return db.execute(
         "UPDATE payments.payments SET provider_payment_id = :intent, client_secret = :secret, updated_at = now() "
         f"WHERE id = :id RETURNING {PAYMENT_COLUMNS}",
         {"id": payment_id, "intent": intent_id, "secret": client_secret},
-    ).one()
+    ).one_as(Payment)
 
 
-def move_payment(uow: UnitOfWork, payment_id: uuid.UUID, target: str, **fields: str | None) -> Any:
+def move_payment(db: Sql, payment_id: uuid.UUID, target: str, **fields: str | None) -> Payment | None:
     """Move a payment to `target` if that is a forward move from its status; the new row, or None."""
     sources = [status for status in STATUSES if can_move(status, target)]
     assignments = "".join(f", {name} = :{name}" for name in fields)
-    return uow.execute(
+    return db.execute(
         f"UPDATE payments.payments SET status = :target, updated_at = now(){assignments} "
         f"WHERE id = :id AND status = ANY(:sources) RETURNING {PAYMENT_COLUMNS}",
         {"id": payment_id, "target": target, "sources": sources, **fields},
+    ).first_as(Payment)
+
+
+def find_due_payments(db: Sql, after_seconds: int, batch: int) -> list[DuePayment]:
+    """Pending payments with an intent, not checked for `after_seconds`, least recently checked first."""
+    return db.execute(
+        "SELECT id, provider_payment_id FROM payments.payments WHERE status = 'pending' "
+        "AND provider_payment_id IS NOT NULL "
+        "AND coalesce(checked_at, created_at) <= now() - make_interval(secs => :after) "
+        "ORDER BY coalesce(checked_at, created_at) LIMIT :batch",
+        {"after": after_seconds, "batch": batch},
+    ).all_as(DuePayment)
+
+
+def mark_checked(db: Sql, payment_id: uuid.UUID) -> None:
+    db.execute("UPDATE payments.payments SET checked_at = now() WHERE id = :id", {"id": payment_id})
+
+
+def record_stripe_event(db: Sql, event_id: str, event_type: str) -> bool:
+    """Remember a Stripe event; False when it was handled before."""
+    row = db.execute(
+        "INSERT INTO payments.stripe_events (event_id, type) VALUES (:id, :type) ON CONFLICT DO NOTHING RETURNING 1",
+        {"id": event_id, "type": event_type},
     ).first()
+    return row is not None
 
 
-def mark_checked(uow: UnitOfWork, payment_id: uuid.UUID) -> None:
-    uow.execute("UPDATE payments.payments SET checked_at = now() WHERE id = :id", {"id": payment_id})
+def _amount(payment: Payment) -> dict[str, Any]:
+    return {"amount": to_decimal(payment.amount_minor, payment.currency), "currency": payment.currency}
 
 
-def payment_view(row: Any, *, with_client_secret: bool = False) -> dict[str, Any]:
-    """A payment as the API returns it (camelCase, decimal amount)."""
-    view: dict[str, Any] = {
-        "id": str(row.id),
-        "orderId": row.order_id,
-        "customerId": row.customer_id,
-        "amount": to_decimal(row.amount_minor, row.currency),
-        "currency": row.currency,
-        "status": row.status,
-        "provider": row.provider,
-        "providerPaymentId": row.provider_payment_id,
-        "failureCode": row.failure_code,
-        "failureReason": row.failure_reason,
-        "refundId": row.refund_id,
-        "createdAt": row.created_at,
-        "updatedAt": row.updated_at,
-    }
-    if with_client_secret:
-        view["clientSecret"] = row.client_secret
-    return view
+def publish_created(uow: UnitOfWork, payment: Payment) -> None:
+    payload = PaymentCreated(payment_id=str(payment.id), order_id=payment.order_id, status=payment.status,
+                             provider_payment_id=payment.provider_payment_id, customer_id=payment.customer_id,
+                             **_amount(payment))
+    uow.publish("payment.created", str(payment.id), payload, partition_key=payment.order_id)
 
 
-def _amount(row: Any) -> dict[str, Any]:
-    return {"amount": to_decimal(row.amount_minor, row.currency), "currency": row.currency}
+def publish_succeeded(uow: UnitOfWork, payment: Payment) -> None:
+    payload = PaymentSucceeded(payment_id=str(payment.id), order_id=payment.order_id,
+                               customer_id=payment.customer_id, provider_payment_id=payment.provider_payment_id,
+                               **_amount(payment))
+    uow.publish("payment.succeeded", str(payment.id), payload, partition_key=payment.order_id)
 
 
-def publish_created(uow: UnitOfWork, row: Any) -> None:
-    payload = PaymentCreated(payment_id=str(row.id), order_id=row.order_id, status=row.status,
-                             provider_payment_id=row.provider_payment_id, customer_id=row.customer_id, **_amount(row))
-    uow.publish("payment.created", str(row.id), payload, partition_key=row.order_id)
+def publish_failed(uow: UnitOfWork, payment: Payment) -> None:
+    payload = PaymentFailed(payment_id=str(payment.id), order_id=payment.order_id,
+                            reason=payment.failure_reason or "failed", customer_id=payment.customer_id,
+                            failure_code=payment.failure_code, provider_payment_id=payment.provider_payment_id)
+    uow.publish("payment.failed", str(payment.id), payload, partition_key=payment.order_id)
 
 
-def publish_succeeded(uow: UnitOfWork, row: Any) -> None:
-    payload = PaymentSucceeded(payment_id=str(row.id), order_id=row.order_id, customer_id=row.customer_id,
-                               provider_payment_id=row.provider_payment_id, **_amount(row))
-    uow.publish("payment.succeeded", str(row.id), payload, partition_key=row.order_id)
-
-
-def publish_failed(uow: UnitOfWork, row: Any) -> None:
-    payload = PaymentFailed(payment_id=str(row.id), order_id=row.order_id, reason=row.failure_reason or "failed",
-                            customer_id=row.customer_id, failure_code=row.failure_code,
-                            provider_payment_id=row.provider_payment_id)
-    uow.publish("payment.failed", str(row.id), payload, partition_key=row.order_id)
-
-
-def publish_refunded(uow: UnitOfWork, row: Any, reason: str) -> None:
-    payload = PaymentRefunded(payment_id=str(row.id), order_id=row.order_id, customer_id=row.customer_id,
-                              refund_id=row.refund_id, reason=reason, **_amount(row))
-    uow.publish("payment.refunded", str(row.id), payload, partition_key=row.order_id)
+def publish_refunded(uow: UnitOfWork, payment: Payment, reason: str) -> None:
+    payload = PaymentRefunded(payment_id=str(payment.id), order_id=payment.order_id,
+                              customer_id=payment.customer_id, refund_id=payment.refund_id, reason=reason,
+                              **_amount(payment))
+    uow.publish("payment.refunded", str(payment.id), payload, partition_key=payment.order_id)

@@ -1,14 +1,14 @@
 """Shipping service: the functions functions-framework serves (`--source functions/shipping/main.py`)."""
 
-from functions.shipping.shipments import (
+from functions.shipping.api import (
+    carrier_update,
     create_shipment,
     get_shipment,
     get_shipment_label,
+    get_tracking,
     list_shipments,
-    ship_paid_order,
-    void_refunded_shipment,
 )
-from functions.shipping.tracking import carrier_update, get_tracking
+from functions.shipping.handlers import ship_paid_order, void_refunded_shipment
 from fusion.declare import boot, service_dispatcher
 from fusion.registry import Service, declare_service
 

@@ -3,20 +3,17 @@ history. Locks are taken order row first, shipment row second."""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from functions.shipping.rules import public_url
-from fusion.config import settings
 from fusion.contracts import LabelCreated, ShipmentDelivered
-from fusion.db import Connection
-from fusion.registry import service_named
+from fusion.db import Sql
+from fusion.listing import Listing, Page
 from fusion.uow import UnitOfWork
 
 SERVICE = "shipping"
-PUBLIC_URL_ENV = "SHIPPING_PUBLIC_URL"
 PAID_ORDER_COLUMNS = "order_id, payment_id, customer_id, paid_at, refunded_at"
 SHIPMENT_COLUMNS = (
     "id, order_id, customer_id, carrier, tracking_number, status, label_url, recipient, "
@@ -24,134 +21,188 @@ SHIPMENT_COLUMNS = (
 )
 
 
-def label_url(shipment_id: uuid.UUID) -> str:
-    """Where the shipment's label is served: SHIPPING_PUBLIC_URL, or PUBLIC_BASE_URL (on port 3005 locally)."""
-    config = settings()
-    base = public_url(os.environ.get(PUBLIC_URL_ENV, "").strip() or None, config.public_base_url,
-                      config.environment, service_named(SERVICE).local_port)
-    return f"{base}/shipments/{shipment_id}/label"
+@dataclass(frozen=True)
+class PaidOrder:
+    """What shipping knows about an order from its payment events."""
+
+    order_id: str
+    payment_id: str | None
+    customer_id: str | None
+    paid_at: datetime | None
+    refunded_at: datetime | None
+
+    @property
+    def shippable(self) -> bool:
+        return self.paid_at is not None and self.refunded_at is None
 
 
-def uuid_or_none(raw: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class Shipment:
+    id: uuid.UUID
+    order_id: str
+    customer_id: str | None
+    carrier: str
+    tracking_number: str
+    status: str
+    label_url: str
+    recipient: str
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
 
 
-def record_payment(uow: UnitOfWork, order_id: str, payment_id: str, customer_id: str | None) -> Any:
+@dataclass(frozen=True)
+class NewShipment:
+    """A shipment about to be stored, its label bought (it starts as label_created)."""
+
+    id: uuid.UUID
+    order_id: str
+    customer_id: str | None
+    carrier: str
+    tracking_number: str
+    label_url: str
+    recipient: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Label:
+    content_type: str
+    document: bytes
+    tracking_number: str
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    status: str
+    description: str
+    location: str | None
+    occurred_at: datetime
+
+
+
+def record_payment(db: Sql, order_id: str, payment_id: str, customer_id: str | None) -> PaidOrder:
     """The order is paid; returns its row, locked until the unit of work ends."""
-    return uow.execute(
+    return db.execute(
         "INSERT INTO shipping.paid_orders (order_id, payment_id, customer_id, paid_at) "
         "VALUES (:order_id, :payment_id, :customer_id, now()) ON CONFLICT (order_id) DO UPDATE SET "
         "payment_id = EXCLUDED.payment_id, "
         "customer_id = coalesce(EXCLUDED.customer_id, shipping.paid_orders.customer_id), "
         f"paid_at = coalesce(shipping.paid_orders.paid_at, EXCLUDED.paid_at) RETURNING {PAID_ORDER_COLUMNS}",
         {"order_id": order_id, "payment_id": payment_id, "customer_id": customer_id},
-    ).one()
+    ).one_as(PaidOrder)
 
 
-def record_refund(uow: UnitOfWork, order_id: str) -> Any:
+def record_refund(db: Sql, order_id: str) -> PaidOrder:
     """The order's money went back: it is never shipped (even if payment.succeeded arrives later)."""
-    return uow.execute(
+    return db.execute(
         "INSERT INTO shipping.paid_orders (order_id, refunded_at) VALUES (:order_id, now()) "
         "ON CONFLICT (order_id) DO UPDATE SET "
         f"refunded_at = coalesce(shipping.paid_orders.refunded_at, now()) RETURNING {PAID_ORDER_COLUMNS}",
         {"order_id": order_id},
-    ).one()
+    ).one_as(PaidOrder)
 
 
-def lock_paid_order(uow: UnitOfWork, order_id: str) -> Any:
-    return uow.execute(
+def lock_paid_order(db: Sql, order_id: str) -> PaidOrder | None:
+    return db.execute(
         f"SELECT {PAID_ORDER_COLUMNS} FROM shipping.paid_orders WHERE order_id = :id FOR UPDATE", {"id": order_id}
-    ).first()
+    ).first_as(PaidOrder)
 
 
-def shippable(paid_order: Any) -> bool:
-    return paid_order is not None and paid_order.paid_at is not None and paid_order.refunded_at is None
+def _shipment_where(db: Sql, column: str, value: object, *, lock: bool) -> Shipment | None:
+    """The shipment whose `column` (a unique one) is `value`; locked until the unit of work ends if `lock`."""
+    locking = " FOR UPDATE" if lock else ""
+    return db.execute(
+        f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments WHERE {column} = :value{locking}", {"value": value}
+    ).first_as(Shipment)
 
 
-def shipment_of_order(uow: UnitOfWork, order_id: str) -> Any:
-    return uow.execute(
-        f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments WHERE order_id = :id FOR UPDATE", {"id": order_id}
-    ).first()
+def lock_shipment_of_order(db: Sql, order_id: str) -> Shipment | None:
+    return _shipment_where(db, "order_id", order_id, lock=True)
 
 
-def lock_shipment_by_tracking(uow: UnitOfWork, tracking_number: str) -> Any:
-    return uow.execute(
-        f"SELECT {SHIPMENT_COLUMNS} FROM shipping.shipments WHERE tracking_number = :tn FOR UPDATE",
-        {"tn": tracking_number},
-    ).first()
+def lock_shipment_by_tracking(db: Sql, tracking_number: str) -> Shipment | None:
+    return _shipment_where(db, "tracking_number", tracking_number, lock=True)
 
 
-def insert_shipment(uow: UnitOfWork, values: dict[str, Any]) -> Any:
-    return uow.execute(
+def find_shipment(db: Sql, shipment_id: uuid.UUID) -> Shipment | None:
+    return _shipment_where(db, "id", shipment_id, lock=False)
+
+
+def find_shipment_by_tracking(db: Sql, tracking_number: str) -> Shipment | None:
+    return _shipment_where(db, "tracking_number", tracking_number, lock=False)
+
+
+def find_shipments(db: Sql, page: Page, *, order_id: str | None) -> list[Shipment]:
+    """The page of shipments the request's limit and offset ask for, oldest first."""
+    listing = Listing("shipping.shipments", SHIPMENT_COLUMNS, order_by="created_at, id")
+    if order_id:
+        listing.where("order_id = :order_id", order_id=order_id)
+    return listing.fetch(db, page, Shipment)
+
+
+def find_label(db: Sql, shipment_id: uuid.UUID) -> Label | None:
+    return db.execute(
+        "SELECT l.content_type, l.document, s.tracking_number FROM shipping.labels l "
+        "JOIN shipping.shipments s ON s.id = l.shipment_id WHERE l.shipment_id = :id",
+        {"id": shipment_id},
+    ).first_as(Label)
+
+
+def find_history(db: Sql, shipment_id: uuid.UUID) -> list[TrackingEvent]:
+    """The shipment's tracking history, oldest first."""
+    return db.execute(
+        "SELECT status, description, location, occurred_at FROM shipping.tracking_events "
+        "WHERE shipment_id = :id ORDER BY occurred_at, id",
+        {"id": shipment_id},
+    ).all_as(TrackingEvent)
+
+
+def insert_shipment(db: Sql, shipment: NewShipment) -> Shipment:
+    return db.execute(
         "INSERT INTO shipping.shipments (id, order_id, customer_id, carrier, tracking_number, status, label_url, "
         "recipient, created_at, updated_at) VALUES (:id, :order_id, :customer_id, :carrier, :tracking_number, "
         f"'label_created', :label_url, :recipient, :created_at, :created_at) RETURNING {SHIPMENT_COLUMNS}",
-        values,
-    ).one()
+        dataclasses.asdict(shipment),
+    ).one_as(Shipment)
 
 
-def insert_label(uow: UnitOfWork, shipment_id: uuid.UUID, content_type: str, document: bytes) -> None:
-    uow.execute(
+def insert_label(db: Sql, shipment_id: uuid.UUID, content_type: str, document: bytes) -> None:
+    db.execute(
         "INSERT INTO shipping.labels (shipment_id, content_type, document) VALUES (:id, :type, :document)",
         {"id": shipment_id, "type": content_type, "document": document},
     )
 
 
-def add_tracking_event(uow: UnitOfWork, shipment_id: uuid.UUID, status: str, description: str,
+def add_tracking_event(db: Sql, shipment_id: uuid.UUID, status: str, description: str,
                        location: str | None, occurred_at: datetime) -> None:
-    uow.execute(
+    db.execute(
         "INSERT INTO shipping.tracking_events (shipment_id, status, description, location, occurred_at) "
         "VALUES (:id, :status, :description, :location, :at)",
         {"id": shipment_id, "status": status, "description": description, "location": location, "at": occurred_at},
     )
 
 
-def set_status(uow: UnitOfWork, shipment_id: uuid.UUID, status: str, at: datetime) -> Any:
-    return uow.execute(
+def set_status(db: Sql, shipment_id: uuid.UUID, status: str, at: datetime) -> Shipment:
+    return db.execute(
         "UPDATE shipping.shipments SET status = :status, updated_at = now(), "
         "delivered_at = CASE WHEN :status = 'delivered' THEN CAST(:at AS timestamptz) ELSE delivered_at END "
         f"WHERE id = :id RETURNING {SHIPMENT_COLUMNS}",
         {"id": shipment_id, "status": status, "at": at},
-    ).one()
+    ).one_as(Shipment)
 
 
-def shipment_view(row: Any) -> dict[str, Any]:
-    """A shipment as the API returns it."""
-    return {
-        "id": str(row.id),
-        "orderId": row.order_id,
-        "customerId": row.customer_id,
-        "carrier": row.carrier,
-        "trackingNumber": row.tracking_number,
-        "status": row.status,
-        "labelUrl": row.label_url,
-        "createdAt": row.created_at,
-        "updatedAt": row.updated_at,
-        "deliveredAt": row.delivered_at,
-    }
+def publish_label_created(uow: UnitOfWork, shipment: Shipment) -> None:
+    payload = LabelCreated(order_id=shipment.order_id, shipment_id=str(shipment.id),
+                           tracking_number=shipment.tracking_number, carrier=shipment.carrier,
+                           label_url=shipment.label_url, customer_id=shipment.customer_id)
+    uow.publish("shipping.label.created", str(shipment.id), payload, partition_key=shipment.order_id)
 
 
-def history(conn: Connection, shipment_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The shipment's tracking history, oldest first."""
-    rows = conn.execute(
-        "SELECT status, description, location, occurred_at FROM shipping.tracking_events "
-             "WHERE shipment_id = :id ORDER BY occurred_at, id",
-        {"id": shipment_id},
-    ).all()
-    return [{"status": r.status, "description": r.description, "location": r.location, "at": r.occurred_at}
-            for r in rows]
-
-
-def publish_label_created(uow: UnitOfWork, row: Any) -> None:
-    payload = LabelCreated(order_id=row.order_id, shipment_id=str(row.id), tracking_number=row.tracking_number,
-                           carrier=row.carrier, label_url=row.label_url, customer_id=row.customer_id)
-    uow.publish("shipping.label.created", str(row.id), payload, partition_key=row.order_id)
-
-
-def publish_delivered(uow: UnitOfWork, row: Any) -> None:
-    payload = ShipmentDelivered(order_id=row.order_id, shipment_id=str(row.id), tracking_number=row.tracking_number,
-                                delivered_at=row.delivered_at, carrier=row.carrier, customer_id=row.customer_id)
-    uow.publish("shipping.delivered", str(row.id), payload, partition_key=row.order_id)
+def publish_delivered(uow: UnitOfWork, shipment: Shipment) -> None:
+    if shipment.delivered_at is None:
+        raise ValueError(f"shipment {shipment.id} is not delivered")
+    payload = ShipmentDelivered(order_id=shipment.order_id, shipment_id=str(shipment.id),
+                                tracking_number=shipment.tracking_number, delivered_at=shipment.delivered_at,
+                                carrier=shipment.carrier, customer_id=shipment.customer_id)
+    uow.publish("shipping.delivered", str(shipment.id), payload, partition_key=shipment.order_id)

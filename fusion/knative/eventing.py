@@ -25,7 +25,7 @@ from fusion.knative.resources import (
     ref,
 )
 from fusion.registry import Delivery, FunctionSpec
-from fusion.topics import PING_TYPE, TOPICS, Topic, topic
+from fusion.topics import PING_TYPE, TOPICS, Topic, ping_source_address, topic
 
 DELIVERY_ORDER = "kafka.eventing.knative.dev/delivery.order"
 BROKER_CLASS = "eventing.knative.dev/broker.class"
@@ -47,11 +47,6 @@ def trigger_name(function: str, topic_name: str) -> str:
 
 def ping_source_name(function: str) -> str:
     return dns_name(function, "schedule")
-
-
-def ping_source_address(env: Environment, source_name: str) -> str:
-    """The `source` attribute of a PingSource's events (what its Trigger filters on)."""
-    return f"/apis/v1/namespaces/{env.namespace}/pingsources/{source_name}"
 
 
 def broker_config(env: Environment) -> Manifest:
@@ -176,7 +171,7 @@ def ping_source(spec: FunctionSpec, env: Environment) -> Manifest:
 def ping_trigger(spec: FunctionSpec, env: Environment) -> Manifest:
     """Only this function's ticks: every PingSource sends the same type, so filter on the source too."""
     name = dns_name(spec.name, "on-schedule")
-    attributes = {"type": PING_TYPE, "source": ping_source_address(env, ping_source_name(spec.name))}
+    attributes = {"type": PING_TYPE, "source": ping_source_address(env.namespace, ping_source_name(spec.name))}
     # A missed tick is made up by the next one: no dead letters for schedules.
     return trigger(name, env, attributes, {"ref": ksvc_ref(spec.name)}, spec.policy, None,
                    _function_labels(name, spec))

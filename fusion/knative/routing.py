@@ -12,7 +12,7 @@ from pathlib import Path
 from fusion.knative.render import load_manifests
 from fusion.knative.resources import Manifest
 from fusion.registry import FunctionSpec
-from fusion.topics import PING_TYPE, topic
+from fusion.topics import PING_TYPE, ping_source_address, topic
 
 KSVC_API = "serving.knative.dev/v1"
 
@@ -48,8 +48,7 @@ def schedule_routes(documents: Iterable[Manifest]) -> dict[str, str]:
     """Function name -> cron schedule, joining each PingSource to the Trigger that filters on its source."""
     docs = list(documents)
     schedules = {
-        f"/apis/v1/namespaces/{doc['metadata']['namespace']}/pingsources/{doc['metadata']['name']}":
-            str(doc["spec"]["schedule"])
+        ping_source_address(doc["metadata"]["namespace"], doc["metadata"]["name"]): str(doc["spec"]["schedule"])
         for doc in docs
         if doc.get("kind") == "PingSource"
     }

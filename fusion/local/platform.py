@@ -11,11 +11,18 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from fusion.local.infra import ManagedProcess, start_broker, start_localstripe, start_postgres, wait_for_port
+from fusion.local.broker import start_broker
+from fusion.local.ports import wait_for_port
+from fusion.local.postgres import start_postgres
+from fusion.local.process import ManagedProcess
+from fusion.local.stripe import start_localstripe
 from fusion.registry import service_named, services
+from fusion.waiting import wait_until
 
 LOCAL_WEBHOOK_SECRET = "whsec_fusion_local"
 LOCAL_STRIPE_KEY = "sk_test_fusion_local"
@@ -140,13 +147,24 @@ class Platform:
         for service in services().values():
             self.check_children()
             wait_for_port("127.0.0.1", service.local_port, max(1.0, deadline - time.monotonic()))
-            _wait_healthy(f"http://127.0.0.1:{service.local_port}/health", deadline, self.check_children)
+            url = f"http://127.0.0.1:{service.local_port}/health"
+            self._wait_for(partial(_answers_200, url), deadline, f"{url} did not answer 200 in time")
         ready = Path(self.env["FUSION_ROUTER_READY_FILE"])
-        while not ready.exists():
+        self._wait_for(ready.exists, deadline,
+                       "the event router did not join its consumer groups in time (see router.log)")
+
+    def _wait_for(self, condition: Callable[[], bool], deadline: float, failure: str) -> None:
+        """Poll ``condition`` until ``deadline``, failing at once when a child has exited."""
+        def done() -> bool:
+            if condition():
+                return True
             self.check_children()
-            if time.monotonic() > deadline:
-                raise RuntimeError("the event router did not join its consumer groups in time (see router.log)")
-            time.sleep(0.1)
+            return False
+
+        try:
+            wait_until(done, deadline - time.monotonic(), 0.1, failure)
+        except TimeoutError:
+            raise RuntimeError(failure) from None
 
     def _register_stripe_webhook(self) -> None:
         api_base = self.env.get("STRIPE_API_BASE")
@@ -195,19 +213,12 @@ class Platform:
         self.backing.clear()
 
 
-def _wait_healthy(url: str, deadline: float, check: object) -> None:
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if callable(check):
-            check()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200 in time")
-        time.sleep(0.1)
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def run(root: Path) -> int:

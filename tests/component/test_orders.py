@@ -20,8 +20,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from functions.orders.expiry import EXPIRY_REASON, expire_unpaid
-from functions.orders.store import OrderLine, place_order
+from functions.orders.flow import EXPIRY_REASON, Placement, place_priced
+from functions.orders.handlers import expire_unpaid
+from functions.orders.rules import OrderLine
 from fusion import config
 from fusion.binding import Event, new_event, to_http
 from fusion.contracts import (
@@ -217,14 +218,14 @@ def test_idempotency_key_replays_the_first_order_and_creates_nothing_new(orders:
 
 
 def test_place_order_with_a_given_id_is_idempotent_and_keeps_the_campaign(clean_db: str) -> None:
-    order_id = str(uuid.uuid4())
-    lines = [OrderLine(sku="CAP-1", quantity=1, price_minor=600)]
+    order_id = uuid.uuid4()
+    lines = (OrderLine(sku="CAP-1", quantity=1, price_minor=600),)
     with unit_of_work("orders") as uow:
-        first = place_order(uow, "cust-9", lines, "usd", campaign_id="camp-1", order_id=order_id)
+        first = place_priced(Placement("cust-9", lines, "usd", campaign_id="camp-1", order_id=order_id), uow).row
     with unit_of_work("orders") as uow:
-        second = place_order(uow, "cust-9", lines, "USD", campaign_id="camp-1", order_id=order_id)
-    assert first["id"] == second["id"] == order_id and first["total"] == second["total"] == Decimal("6.00")
-    assert first["campaignId"] == "camp-1" and first["currency"] == "USD"
+        second = place_priced(Placement("cust-9", lines, "USD", campaign_id="camp-1", order_id=order_id), uow).row
+    assert first.id == second.id == order_id and first.total_minor == second.total_minor == 600
+    assert first.campaign_id == "camp-1" and first.currency == "USD"
     [event] = payloads("orders", "order.created")
     assert event["campaignId"] == "camp-1" and event["total"] == 6
 

@@ -29,8 +29,6 @@ from fusion.binding import Event, new_event, to_http
 from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderItem, StockLine
 from fusion.topics import PING_TYPE
 
-pytestmark = pytest.mark.integration
-
 MakeClient = Callable[[str], FlaskClient]
 
 

@@ -17,16 +17,14 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from functions.shipping.flow import UnknownTrackingNumber, advance_shipment
 from functions.shipping.rules import is_valid_tracking_number
-from functions.shipping.tracking import UnknownTrackingNumber, advance_shipment
 from fusion import db
 from fusion.binding import Event, new_event, to_http
 from fusion.config import settings
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
 from fusion.registry import service_named
 from fusion.web import iso
-
-pytestmark = pytest.mark.integration
 
 MakeClient = Callable[[str], FlaskClient]
 

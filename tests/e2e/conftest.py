@@ -10,7 +10,8 @@ import pytest
 from platform_runner import RunningPlatform, launch, new_database
 from support import free_port
 
-from fusion.local.infra import ManagedProcess, start_broker
+from fusion.local.broker import start_broker
+from fusion.local.process import ManagedProcess
 
 E2E_OFFSET = 200
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from fusion.local.infra import ManagedProcess
+from fusion.local.process import ManagedProcess
 from fusion.migrate import upgrade
 from fusion.registry import service_named
 

@@ -13,7 +13,8 @@ from platform_runner import RunningPlatform, eventually, launch, new_database
 from support import free_port
 from test_backbone import PAST_CONFIRMED, new_product, order_status, place, stock
 
-from fusion.local.infra import ManagedProcess, start_broker
+from fusion.local.broker import start_broker
+from fusion.local.process import ManagedProcess
 
 OFFSET = 250
 

@@ -16,7 +16,7 @@ from test_backbone import new_product, order_status, place, stock
 
 from fusion.binding import Event, from_kafka
 from fusion.kafka import consumer
-from fusion.local.infra import ManagedProcess
+from fusion.local.process import ManagedProcess
 
 SAGA_TOPICS = ["order.created", "inventory.reserved", "payment.created", "payment.succeeded",
                "shipping.label.created", "shipping.delivered"]

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from fusion.binding import new_event, to_http
 from fusion.cli import main
 from fusion.contracts import PaymentSucceeded
-from fusion.local.infra import ManagedProcess
+from fusion.local.process import ManagedProcess
 from fusion.migrate import PROJECT_ROOT
 
 

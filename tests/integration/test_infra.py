@@ -16,13 +16,11 @@ import stripe
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fusion.local.infra import (
-    ManagedProcess,
-    start_broker,
-    start_localstripe,
-    start_postgres,
-    wait_for_port,
-)
+from fusion.local.broker import start_broker
+from fusion.local.ports import wait_for_port
+from fusion.local.postgres import start_postgres
+from fusion.local.process import ManagedProcess
+from fusion.local.stripe import start_localstripe
 
 
 def free_port() -> int:

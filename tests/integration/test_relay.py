@@ -10,7 +10,7 @@ from fusion.binding import from_kafka
 from fusion.contracts import InventoryReleased, StockLine
 from fusion.db import pool
 from fusion.kafka import consumer, ensure_topics
-from fusion.local.infra import ManagedProcess
+from fusion.local.process import ManagedProcess
 from fusion.relay import OutboxRelay, PublishFailed
 from fusion.topics import all_topic_names
 from fusion.uow import unit_of_work

@@ -16,7 +16,7 @@ import pytest
 from fusion.binding import Event, from_kafka, new_event, to_kafka
 from fusion.contracts import InventoryReleased, StockLine
 from fusion.kafka import consumer, ensure_topics, producer
-from fusion.local.infra import ManagedProcess
+from fusion.local.process import ManagedProcess
 from fusion.registry import Delivery, FunctionSpec
 from fusion.router import Router
 from fusion.topics import all_topic_names
@@ -84,7 +84,7 @@ def start_router(brokers: str, url: str, delivery: Delivery) -> Router:
 def publish(brokers: str, subject: str) -> Event:
     event = new_event(TOPIC, "inventory", subject, InventoryReleased(order_id=subject, items=[
         StockLine(sku="SKU-1", quantity=1)], reason="test"))
-    key, value, headers = to_kafka(event)
+    headers, key, value = to_kafka(event)
     kafka = producer(brokers)
     kafka.produce(TOPIC, value=value, key=key, headers=headers)
     assert kafka.flush(10) == 0

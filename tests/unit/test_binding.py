@@ -60,7 +60,7 @@ def test_new_event_follows_the_catalogue() -> None:
 
 def test_kafka_round_trip_is_binary_mode_with_the_partition_key_as_record_key() -> None:
     event = new_event("order.failed", "orders", "o-1", sample())
-    key, value, headers = to_kafka(event)
+    headers, key, value = to_kafka(event)
     assert key == b"o-1"
     names = [name for name, _ in headers]
     assert "ce_specversion" in names and "ce_partitionkey" in names and "content-type" in names

@@ -10,7 +10,7 @@ import pytest
 from fusion.binding import Event
 from fusion.config import ConfigError, load_settings, to_sqlalchemy_url
 from fusion.cron import Cron, CronError
-from fusion.delivery import Attempt, Verdict, dead_letter, judge
+from fusion.dataplane import Attempt, Verdict, dead_letter, judge
 from fusion.money import MoneyError, percent_of, to_decimal, to_json_number, to_minor
 from fusion.registry import Delivery, Route
 
@@ -40,10 +40,13 @@ def test_minor_units_back_to_decimals_and_percentages() -> None:
     assert percent_of(1999, Decimal("50")) == 1000  # 999.5 rounds half up
 
 
+OIDC = {"OIDC_ISSUER": "https://id.example.com/realms/shop", "OIDC_AUDIENCE": "fusioncommerce"}
+
+
 def test_settings_defaults_follow_the_environment_table() -> None:
     assert load_settings({}).log_level == "debug"
-    assert load_settings({"FUSION_ENV": "staging"}).log_level == "info"
-    production = load_settings({"FUSION_ENV": "production", "LOG_LEVEL": "ERROR"})
+    assert load_settings({"FUSION_ENV": "staging", **OIDC}).log_level == "info"
+    production = load_settings({"FUSION_ENV": "production", "LOG_LEVEL": "ERROR", **OIDC})
     assert production.log_level == "error" and production.environment == "production"
     assert load_settings({}).kafka_brokers == "localhost:9092"
 
@@ -58,11 +61,22 @@ def test_settings_defaults_follow_the_environment_table() -> None:
         ({"STRIPE_SECRET_KEY": "pk_test_1"}, "STRIPE_SECRET_KEY"),
         ({"ORDER_HOLD_SECONDS": "soon"}, "ORDER_HOLD_SECONDS"),
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
+        ({"FUSION_ENV": "production"}, "OIDC_ISSUER and OIDC_AUDIENCE"),
+        ({"FUSION_ENV": "staging", "OIDC_ISSUER": OIDC["OIDC_ISSUER"]}, "OIDC_AUDIENCE"),
+        ({"FUSION_ENV": "production", **OIDC, "OIDC_ISSUER": "http://id.example.com"}, "https"),
     ],
 )
 def test_bad_settings_fail_with_the_variable_named(env: dict[str, str], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_settings(env)
+
+
+def test_development_falls_back_to_the_local_issuer() -> None:
+    local = load_settings({"FUSION_ISSUER_PORT": "8999"})
+    assert (local.oidc_issuer, local.oidc_audience, local.oidc_scope_claim) == (
+        "http://127.0.0.1:8999", "fusioncommerce", "scope")
+    keycloak = load_settings({"FUSION_ENV": "production", **OIDC, "OIDC_SCOPE_CLAIM": "realm_access.roles"})
+    assert keycloak.oidc_issuer == OIDC["OIDC_ISSUER"] and keycloak.oidc_scope_claim == "realm_access.roles"
 
 
 def test_database_url_gets_the_psycopg_driver() -> None:

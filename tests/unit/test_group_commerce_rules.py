@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from functions.group_commerce.rules import closing_status, group_price_minor, parse_deadline, refusal_code
-from functions.orders.group_orders import group_order_id
+from functions.orders.rules import group_order_id
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from functions.inventory.reservations import Shortage, first_shortage, requested_quantities
+from functions.inventory.rules import Shortage, first_shortage, requested_quantities
 from fusion.contracts import OrderItem
 from fusion.registry import ORDER_EVENTS, PAYMENT_EVENTS, SHIPPING_EVENTS
 

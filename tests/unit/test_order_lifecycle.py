@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 
-from functions.orders.expiry import payment_deadline_passed_before
-from functions.orders.lifecycle import CANCELLABLE, FINAL, HAPPY_PATH, OrderStatus, allowed_from, can_move
-from functions.orders.prices import price_problem
-from functions.orders.saga import insufficient_stock_reason
-from functions.orders.store import OrderLine, order_total, parse_order_id
+from functions.orders.handlers import order_id_of
+from functions.orders.rules import (
+    CANCELLABLE,
+    FINAL,
+    HAPPY_PATH,
+    ListedPrice,
+    OrderLine,
+    OrderStatus,
+    allowed_from,
+    can_move,
+    insufficient_stock_reason,
+    order_total,
+    payment_deadline_passed_before,
+    price_problem,
+)
 from fusion.contracts import InventoryInsufficient
+from fusion.declare import UnprocessableEvent
 from fusion.registry import PAYMENT_EVENTS, PRODUCT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
 
 S = OrderStatus
@@ -82,29 +93,30 @@ def test_order_total_is_exact_in_minor_units() -> None:
 
 
 def test_order_ids_are_uuids() -> None:
-    assert parse_order_id("3f0e7d4c-1a4b-4bb9-a0a4-5c0e5c7e2f10") is not None
-    assert parse_order_id("42") is None
+    assert order_id_of("3f0e7d4c-1a4b-4bb9-a0a4-5c0e5c7e2f10") == uuid.UUID("3f0e7d4c-1a4b-4bb9-a0a4-5c0e5c7e2f10")
+    with pytest.raises(UnprocessableEvent):
+        order_id_of("42")
 
 
 @pytest.mark.parametrize(
     ("listed", "line", "code"),
     [
         (None, OrderLine("A", 1, 100), "unknown_sku"),
-        (SimpleNamespace(currency="EUR", price_minor=100), OrderLine("A", 1, 100), "currency_mismatch"),
-        (SimpleNamespace(currency="USD", price_minor=100), OrderLine("A", 1, 99), "price_mismatch"),
+        (ListedPrice("A", currency="EUR", price_minor=100), OrderLine("A", 1, 100), "currency_mismatch"),
+        (ListedPrice("A", currency="USD", price_minor=100), OrderLine("A", 1, 99), "price_mismatch"),
     ],
 )
-def test_price_problems_name_the_sku(listed: object, line: OrderLine, code: str) -> None:
+def test_price_problems_name_the_sku(listed: ListedPrice | None, line: OrderLine, code: str) -> None:
     problem = price_problem(line, "USD", listed)
     assert problem is not None and problem[0] == code and "'A'" in problem[1]
 
 
 def test_a_price_matching_the_catalog_has_no_problem() -> None:
-    assert price_problem(OrderLine("A", 2, 100), "USD", SimpleNamespace(currency="USD", price_minor=100)) is None
+    assert price_problem(OrderLine("A", 2, 100), "USD", ListedPrice("A", currency="USD", price_minor=100)) is None
 
 
 def test_price_mismatch_message_shows_both_amounts() -> None:
-    problem = price_problem(OrderLine("A", 1, 500), "USD", SimpleNamespace(currency="USD", price_minor=750))
+    problem = price_problem(OrderLine("A", 1, 500), "USD", ListedPrice("A", currency="USD", price_minor=750))
     assert problem == ("price_mismatch", "sku 'A' costs 7.50 USD, not 5.00")
 
 

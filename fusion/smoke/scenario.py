@@ -1,38 +1,22 @@
-"""`fusion smoke`: the post-deploy smoke test of a running platform.
-
-It checks the health of every service, then sends one product and one order through the whole
-platform: the product's event reaches inventory and orders, the order is idempotent, its events
-advance its status and reserve its stock, and the order is cancelled again so that a smoke run
-leaves no reserved stock behind. HTTP goes through urllib only, so it runs in a slim image; every
-request has a timeout and every wait polls up to `--timeout`, so a broken platform never hangs it.
-"""
+"""The smoke scenario: health, then one product and one order of its own through the platform."""
 
 from __future__ import annotations
 
-import argparse
-import http.client
-import json
-import math
-import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from fusion.registry import services
+from fusion.smoke.client import Http, Reply
+from fusion.smoke.report import Outcome, SmokeReport, StepResult
+from fusion.waiting import wait_until
 
-LOCAL_HOST = "127.0.0.1"
-DEFAULT_TIMEOUT = 60.0
 # A service scaled to zero may hold its first request for a cold start; no request waits longer.
 REQUEST_TIMEOUT = 30.0
 POLL_INTERVAL = 0.2
-EXCERPT_CHARS = 200
 
 PRODUCT_PRICE = 1.00
 WRONG_PRICE = 2.00  # the price probe must never match, so it never creates an order
@@ -44,7 +28,6 @@ ENDED = ("failed", "cancelled")
 STEPS = ("health", "create product", "product events", "create order", "order advances", "stock reserved",
          "cancel order")
 
-Outcome = Literal["pass", "fail", "skip"]
 T = TypeVar("T")
 
 
@@ -54,116 +37,6 @@ class StepFailed(Exception):
 
 class StepSkipped(Exception):
     """A step this one builds on did not pass, so running it would only repeat that failure."""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    name: str
-    outcome: Outcome
-    seconds: float
-    detail: str
-
-
-@dataclass(frozen=True)
-class SmokeReport:
-    targets: dict[str, str]
-    steps: list[StepResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(step.outcome == "pass" for step in self.steps)
-
-    def count(self, outcome: Outcome) -> int:
-        return sum(step.outcome == outcome for step in self.steps)
-
-    def summary(self) -> str:
-        line = f"smoke: {self.count('pass')} passed, {self.count('fail')} failed"
-        skipped = self.count("skip")
-        return f"{line}, {skipped} skipped" if skipped else line
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "passed": self.count("pass"),
-            "failed": self.count("fail"),
-            "skipped": self.count("skip"),
-            "targets": self.targets,
-            "steps": [asdict(step) for step in self.steps],
-        }
-
-
-# --- HTTP -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    method: str
-    url: str
-    status: int | None  # None: no HTTP answer at all (refused, timed out, unknown host)
-    body: Any  # the parsed JSON body, or None
-    text: str  # the raw body, or what went wrong on the network
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def value(self, name: str) -> Any:
-        return self.body.get(name) if isinstance(self.body, dict) else None
-
-    @property
-    def transient(self) -> bool:
-        """An answer worth polling again: nothing yet, overloaded, or a server error (a cold start, a restart)."""
-        return self.status is None or self.status == 429 or self.status >= 500
-
-    def describe(self) -> str:
-        answer = "no answer" if self.status is None else f"HTTP {self.status}"
-        excerpt = " ".join(self.text.split())
-        if len(excerpt) > EXCERPT_CHARS:
-            excerpt = excerpt[:EXCERPT_CHARS] + "..."
-        return f"{self.method} {self.url} -> {answer}" + (f": {excerpt}" if excerpt else "")
-
-
-class Http:
-    """JSON over urllib; never raises for an HTTP or network failure, it returns a Reply saying so."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-
-    def call(self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
-        data = None if body is None else json.dumps(body).encode()
-        all_headers = {"Accept": "application/json", **(headers or {})}
-        if data is not None:
-            all_headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return _reply(method, url, response.status, response.read(), dict(response.headers))
-        except urllib.error.HTTPError as error:
-            return _reply(method, url, error.code, _read_error_body(error), dict(error.headers or {}))
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-            return Reply(method, url, None, None, self._network_problem(error))
-
-    def _network_problem(self, error: Exception) -> str:
-        reason = error.reason if isinstance(error, urllib.error.URLError) else error
-        if isinstance(reason, TimeoutError):
-            return f"timed out after {self.timeout:g} s"
-        return str(reason) or type(reason).__name__
-
-
-def _read_error_body(error: urllib.error.HTTPError) -> bytes:
-    try:
-        return error.read()
-    except (OSError, http.client.HTTPException):
-        return b""
-
-
-def _reply(method: str, url: str, status: int, raw: bytes, headers: dict[str, str]) -> Reply:
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        body = json.loads(text) if text.strip() else None
-    except ValueError:
-        body = None
-    return Reply(method, url, status, body, text, headers)
-
-
-# --- the steps --------------------------------------------------------------------------------------
 
 
 def _needs(value: T | None, step: str) -> T:
@@ -229,15 +102,19 @@ class SmokeTest:
     def wait_for(self, what: str, probe: Callable[[], Reply], reached: Callable[[Reply], bool]) -> tuple[Reply, float]:
         """Poll until `reached` accepts a reply (it raises StepFailed for an answer that will not change)."""
         started = time.monotonic()
-        deadline = started + self.timeout
-        while True:
-            reply = probe()
-            if reached(reply):
-                return reply, time.monotonic() - started
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise StepFailed(f"{what}: not within {self.timeout:g} s; last {reply.describe()}")
-            time.sleep(min(POLL_INTERVAL, remaining))
+        last: Reply | None = None
+
+        def attempt() -> Reply | None:
+            nonlocal last
+            last = probe()
+            return last if reached(last) else None
+
+        try:
+            reply = wait_until(attempt, self.timeout, POLL_INTERVAL, what)
+        except TimeoutError as timeout:
+            assert last is not None  # wait_until probes at least once
+            raise StepFailed(f"{timeout}; last {last.describe()}") from None
+        return reply, time.monotonic() - started
 
     # 1
     def check_health(self) -> str:
@@ -407,92 +284,3 @@ def _previous_status(history: Any) -> str:
     if isinstance(history, list) and len(history) >= 2 and isinstance(history[-2], dict):
         return str(history[-2].get("status"))
     return "unknown"
-
-
-# --- the command ------------------------------------------------------------------------------------
-
-
-def service_urls(base_url: str | None = None, port_offset: int | None = None,
-                 overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """Where each service answers: one gateway URL for all, or the local ports (shifted), then the overrides."""
-    if base_url:
-        urls = {name: base_url.rstrip("/") for name in services()}
-    else:
-        urls = {name: f"http://{LOCAL_HOST}:{service.port + (port_offset or 0)}"
-                for name, service in services().items()}
-    urls.update({name: url.rstrip("/") for name, url in (overrides or {}).items()})
-    return urls
-
-
-def _http_url(value: str) -> str:
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise argparse.ArgumentTypeError(f"expected an http(s) URL such as http://localhost:3000, got {value!r}")
-    return value
-
-
-def _service_url(value: str) -> tuple[str, str]:
-    name, sep, url = value.partition("=")
-    if not sep or name.strip() not in services():
-        raise argparse.ArgumentTypeError(
-            f"expected SERVICE=URL with SERVICE one of {', '.join(services())}, got {value!r}")
-    return name.strip(), _http_url(url.strip())
-
-
-def _port_offset(value: str) -> int:
-    ports = [service.port for service in services().values()]
-    try:
-        offset = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if min(ports) + offset < 1 or max(ports) + offset > 65535:
-        raise argparse.ArgumentTypeError(f"{offset} shifts the ports out of 1..65535")
-    return offset
-
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
-    return seconds
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fusion smoke", description="Post-deploy smoke test: health, a product and an order through the platform.")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--base-url", type=_http_url, metavar="URL",
-                       help="one gateway URL serving every route (e.g. an ingress)")
-    where.add_argument("--port-offset", type=_port_offset, metavar="N",
-                       help=f"a local platform on {LOCAL_HOST}, ports shifted by N (default: the original ports)")
-    parser.add_argument("--service-url", type=_service_url, action="append", default=[], metavar="SERVICE=URL",
-                        help="where one service answers (repeatable; overrides the above)")
-    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help="how long each asynchronous step may take (default %(default)g)")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable summary instead")
-    return parser
-
-
-def _print_step(result: StepResult) -> None:
-    print(f"{result.outcome.upper():<4}  {result.name:<15} {result.seconds:7.2f} s  {result.detail}", flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the smoke test: 0 when every step passed, 1 when one did not, 2 for bad arguments."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as stop:  # argparse exits on bad arguments (2) and after --help (0)
-        return stop.code if isinstance(stop.code, int) else 2
-    urls = service_urls(args.base_url, args.port_offset, dict(args.service_url))
-    if not args.json:
-        print("smoke test of " + ", ".join(f"{name} {url}" for name, url in urls.items()), flush=True)
-    report = SmokeTest(urls, args.timeout, on_step=None if args.json else _print_step).run()
-    print(json.dumps(report.as_json(), indent=2) if args.json else report.summary(), flush=True)
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Catalog HTTP API: create, list, search and read products."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from functions.catalog import flow
+from functions.catalog.flow import NewProduct, ProductSearch
+from functions.catalog.store import SERVICE, ProductRow
+from fusion.declare import command, query
+from fusion.listing import page_of
+from fusion.money import to_json_number
+from fusion.uow import UnitOfWork, reading
+from fusion.web import json_response, parse_body, path_uuid, query_decimal
+
+
+def product_json(row: ProductRow) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "sku": row.sku,
+        "name": row.name,
+        "description": row.description,
+        "price": to_json_number(row.price_minor, row.currency),
+        "currency": row.currency,
+        "inventory": row.inventory,
+        "category": row.category,
+        "createdAt": row.created_at,
+    }
+
+
+@command("create-product", service=SERVICE, routes=["POST /products"], body=NewProduct)
+def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
+    """Create a product and publish product.created."""
+    body = product_json(flow.create_product(parse_body(request, NewProduct), uow))
+    return json_response(body, 201, headers={"Location": f"/products/{body['id']}"})
+
+
+def _search_of(request: flask.Request) -> ProductSearch:
+    return ProductSearch(
+        text=request.args.get("q", "").strip() or None,
+        category=request.args.get("category", "").strip() or None,
+        min_price=query_decimal(request, "minPrice"),
+        max_price=query_decimal(request, "maxPrice"),
+    )
+
+
+@query("list-products", service=SERVICE, routes=["GET /products"],
+       params=["q", "category", "minPrice", "maxPrice", "limit", "offset"])
+def list_products(request: flask.Request, params: dict[str, str]) -> flask.Response:
+    """List products: q (name/description contains), category, minPrice, maxPrice, limit, offset."""
+    search = _search_of(request)
+    with reading(SERVICE) as uow:
+        rows = flow.search_products(search, uow, page_of(request))
+    return json_response([product_json(row) for row in rows])
+
+
+@query("get-product", service=SERVICE, routes=["GET /products/{id}"])
+def get_product(request: flask.Request, params: dict[str, str]) -> flask.Response:
+    """One product by id."""
+    product_id = path_uuid(params, "id", "product")
+    with reading(SERVICE) as uow:
+        row = flow.find_product(product_id, uow)
+    return json_response(product_json(row))

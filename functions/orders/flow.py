@@ -1,0 +1,239 @@
+"""What happens to an order: placed (checked against the catalog, or at a trusted group price),
+moved along the saga, cancelled by its customer or because its payment did not arrive in time.
+
+Every move goes through the state machine in one conditional UPDATE, and the events a status
+announces (order.confirmed, order.failed, order.cancelled) are published by the move that reached it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pydantic import Field, StrictInt, field_validator
+
+from functions.orders import store
+from functions.orders.rules import OrderLine, OrderStatus, group_order_id, order_total, price_problem
+from functions.orders.store import MovedOrder, Order
+from fusion import logs
+from fusion.contracts import Contract, OrderCancelled, OrderConfirmed, OrderCreated, OrderFailed, OrderItem
+from fusion.db import Sql
+from fusion.errors import Conflict, Invalid, NotFound, Refused
+from fusion.money import MoneyError, normalise_currency, to_decimal, to_minor
+from fusion.uow import UnitOfWork
+from fusion.web import Body
+
+MAX_ITEMS = 100
+MAX_QUANTITY = 10_000
+MAX_TOTAL_MINOR = 10**15  # far below BIGINT, far above any real basket
+CANCELLED_BY_CUSTOMER = "cancelled by customer"
+EXPIRY_REASON = "payment not received in time"
+log = logging.getLogger(__name__)
+
+
+class NewOrderItem(Body):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
+    price: Decimal = Field(ge=0)
+
+
+class NewOrder(Body):
+    customer_id: str = Field(min_length=1, max_length=128)
+    items: list[NewOrderItem] = Field(min_length=1, max_length=MAX_ITEMS)
+    currency: str
+
+    @field_validator("currency")
+    @classmethod
+    def known_currency(cls, value: str) -> str:
+        return normalise_currency(value)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """An order at prices already trusted; a deterministic `order_id` makes placing it idempotent."""
+
+    customer_id: str
+    lines: tuple[OrderLine, ...]
+    currency: str
+    campaign_id: str | None = None
+    order_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class GroupSeats:
+    """Seats of a successful campaign, each to become one order of `line` at the group price."""
+
+    campaign_id: str
+    line: OrderLine
+    currency: str
+    user_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Move:
+    """Move an order to `target`; `only_from` narrows the statuses the state machine allows it from."""
+
+    order_id: uuid.UUID
+    target: OrderStatus
+    reason: str
+    only_from: frozenset[OrderStatus] | None = None
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    order_id: uuid.UUID
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class UnpaidOrder:
+    order_id: uuid.UUID
+
+
+# placing
+
+
+def place(order: NewOrder, uow: UnitOfWork) -> Order:
+    """Place a storefront order, refused unless every line is at the catalog's current price."""
+    lines = _priced_lines(order)
+    _check_catalog_prices(uow, lines, order.currency)
+    return place_priced(Placement(order.customer_id, lines, order.currency), uow)
+
+
+def _priced_lines(order: NewOrder) -> tuple[OrderLine, ...]:
+    """The items with prices in minor units; Invalid names the item whose price the currency cannot express."""
+    lines = tuple(_priced_line(index, item, order.currency) for index, item in enumerate(order.items))
+    if order_total(lines) > MAX_TOTAL_MINOR:
+        raise Invalid("items", "the order total is too large")
+    return lines
+
+
+def _priced_line(index: int, item: NewOrderItem, currency: str) -> OrderLine:
+    try:
+        price_minor = to_minor(item.price, currency)
+    except MoneyError as exc:
+        raise Invalid(f"items[{index}].price", str(exc)) from None
+    return OrderLine(sku=item.sku, quantity=item.quantity, price_minor=price_minor)
+
+
+def _check_catalog_prices(db: Sql, lines: tuple[OrderLine, ...], currency: str) -> None:
+    """Refused, naming the first line whose sku is unknown or whose price differs from the catalog's."""
+    listed = store.listed_prices(db, {line.sku for line in lines})
+    for index, line in enumerate(lines):
+        problem = price_problem(line, currency, listed.get(line.sku))
+        if problem is not None:
+            field = f"items[{index}].sku" if problem.code == "unknown_sku" else f"items[{index}].price"
+            raise Refused(problem.message, code=problem.code, field=field)
+
+
+def place_priced(placement: Placement, uow: UnitOfWork) -> Order:
+    """Create an order in status "created" and publish order.created, in `uow`'s transaction.
+
+    When an order with the placement's id exists already it is returned unchanged and nothing is published.
+    """
+    if not placement.lines:
+        raise ValueError("an order needs at least one item")
+    order_id = placement.order_id or uuid.uuid4()
+    placed = store.insert_order(uow, order_id, placement.customer_id, placement.lines,
+                                normalise_currency(placement.currency), placement.campaign_id)
+    if placed is None:
+        existing = store.find_order(uow, order_id)
+        if existing is None:  # the conflicting insert was committed, so this cannot happen
+            raise RuntimeError(f"order {order_id} exists but cannot be read")
+        return existing
+    logs.bind(orderId=str(order_id))
+    uow.publish("order.created", subject=str(order_id), payload=_order_created(placed))
+    return placed
+
+
+def _order_created(order: Order) -> OrderCreated:
+    row = order.row
+    return OrderCreated(
+        order_id=str(row.id), customer_id=row.customer_id, total=to_decimal(row.total_minor, row.currency),
+        currency=row.currency, campaign_id=row.campaign_id,
+        items=[OrderItem(sku=line.sku, quantity=line.quantity, price=to_decimal(line.price_minor, row.currency))
+               for line in order.items],
+    )
+
+
+def place_group_orders(seats: GroupSeats, uow: UnitOfWork) -> None:
+    """One order per user at the group price; orders that exist already are left as they are."""
+    for user_id in seats.user_ids:
+        order_id = uuid.UUID(group_order_id(seats.campaign_id, user_id))
+        place_priced(Placement(user_id, (seats.line,), seats.currency, seats.campaign_id, order_id), uow)
+
+
+def record_price(price: store.CatalogPrice, uow: UnitOfWork) -> None:
+    """Keep the catalog's price of a sku, against which new orders are checked."""
+    store.record_price(uow, price)
+
+
+# moving
+
+
+def move(command: Move, uow: UnitOfWork) -> MovedOrder | None:
+    """Move the order and publish what its new status announces; None when the order did not move."""
+    moved = store.move_order(uow, command.order_id, command.target, command.reason, command.only_from)
+    if moved is not None and command.target in _ANNOUNCED:
+        topic, announcement = _ANNOUNCED[command.target]
+        uow.publish(topic, subject=str(moved.id), payload=announcement(moved, command.reason))
+    return moved
+
+
+def follow_saga(command: Move, uow: UnitOfWork) -> None:
+    """Move the order as a saga event says; a stale or duplicate event, or an unknown order, changes nothing."""
+    logs.bind(orderId=str(command.order_id))
+    if move(command, uow) is None:
+        log.info("order %s not moved to %s: unknown order, or a stale or duplicate event",
+                 command.order_id, command.target)
+
+
+def cancel(command: CancelOrder, uow: UnitOfWork) -> Order:
+    """Cancel an order that may still be cancelled; cancelling it again is harmless."""
+    move(Move(command.order_id, OrderStatus.CANCELLED, command.reason or CANCELLED_BY_CUSTOMER), uow)
+    order = existing_order(command.order_id, uow)
+    if order.row.status != OrderStatus.CANCELLED:
+        raise Conflict(f"order {command.order_id} is {order.row.status} and can no longer be cancelled")
+    return order
+
+
+def cancel_unpaid(command: UnpaidOrder, uow: UnitOfWork) -> bool:
+    """Cancel a confirmed order whose payment did not arrive; False when it was paid or changed meanwhile."""
+    unpaid = Move(command.order_id, OrderStatus.CANCELLED, EXPIRY_REASON, only_from=frozenset({OrderStatus.CONFIRMED}))
+    return move(unpaid, uow) is not None
+
+
+def _confirmed(order: MovedOrder, reason: str) -> OrderConfirmed:
+    return OrderConfirmed(order_id=str(order.id), customer_id=order.customer_id,
+                          total=to_decimal(order.total_minor, order.currency), currency=order.currency)
+
+
+def _failed(order: MovedOrder, reason: str) -> OrderFailed:
+    return OrderFailed(order_id=str(order.id), customer_id=order.customer_id, reason=reason)
+
+
+def _cancelled(order: MovedOrder, reason: str) -> OrderCancelled:
+    return OrderCancelled(order_id=str(order.id), customer_id=order.customer_id,
+                          previous_status=order.previous_status, reason=reason)
+
+
+# The statuses other services hear about: the topic and the payload of the event each one publishes.
+_ANNOUNCED: dict[OrderStatus, tuple[str, Callable[[MovedOrder, str], Contract]]] = {
+    OrderStatus.CONFIRMED: ("order.confirmed", _confirmed),
+    OrderStatus.FAILED: ("order.failed", _failed),
+    OrderStatus.CANCELLED: ("order.cancelled", _cancelled),
+}
+
+
+# reading
+
+
+def existing_order(order_id: uuid.UUID, db: Sql) -> Order:
+    """The order with this id; NotFound when there is none."""
+    order = store.find_order(db, order_id)
+    if order is None:
+        raise NotFound("order", order_id)
+    return order

@@ -1,0 +1,184 @@
+"""The order follows the saga and the catalog, group orders are placed, unpaid orders expire.
+
+Each handler reads its event and hands it to the flow: a stale or duplicate saga event, or one for
+an unknown order, changes nothing and is acknowledged; a payload that can never be processed is
+refused (dead-lettered at once).
+
+Group orders: when a campaign tips (group-commerce.campaign.successful) each listed participant gets
+an order; a user who joins a campaign that is already successful (group-commerce.campaign.joined
+carrying a successful campaign) gets one at once. The tipping join is announced by both events, and
+events are delivered at least once, so the order id is derived from the campaign and the user and the
+order is only inserted when absent: each seat yields exactly one order, whichever event arrives first
+and however often. A group order carries its campaign id and then runs the normal saga.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from functions.orders import flow, store
+from functions.orders.flow import GroupSeats, Move, UnpaidOrder
+from functions.orders.rules import OrderLine, OrderStatus, insufficient_stock_reason, payment_deadline_passed_before
+from fusion import logs
+from fusion.binding import Event
+from fusion.config import settings
+from fusion.contracts import (
+    Campaign,
+    CampaignJoined,
+    CampaignSuccessful,
+    InventoryInsufficient,
+    InventoryReserved,
+    LabelCreated,
+    PaymentFailed,
+    PaymentSucceeded,
+    ProductCreated,
+    ShipmentDelivered,
+)
+from fusion.declare import UnprocessableEvent, event_handler, payload_of, scheduled
+from fusion.money import MoneyError, to_minor
+from fusion.registry import ORDER_EVENTS, PAYMENT_EVENTS, PRODUCT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
+from fusion.uow import UnitOfWork, reading, unit_of_work
+from fusion.web import utc_now
+
+SERVICE = "orders"
+SUCCESSFUL = "successful"
+BATCH_SIZE = 200
+log = logging.getLogger(__name__)
+
+
+def order_id_of(value: str) -> uuid.UUID:
+    """The order an event names; an id that is not a UUID names no order, and never will."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise UnprocessableEvent(f"orderId {value!r} is not an order id") from None
+
+
+def _minor_units(amount: Decimal, currency: str, problem: str) -> int:
+    try:
+        return to_minor(amount, currency)
+    except MoneyError as exc:
+        raise UnprocessableEvent(f"{problem}: {exc}") from None
+
+
+# the saga
+
+
+@event_handler("confirm-order", service=SERVICE, topics=["inventory.reserved"], delivery=RESERVATION_EVENTS)
+def confirm_order(event: Event, uow: UnitOfWork) -> None:
+    """Stock is reserved: the order is confirmed (order.confirmed)."""
+    reserved = payload_of(event, InventoryReserved)
+    flow.follow_saga(Move(order_id_of(reserved.order_id), OrderStatus.CONFIRMED, "stock reserved"), uow)
+
+
+@event_handler("fail-order-out-of-stock", service=SERVICE, topics=["inventory.insufficient"],
+               delivery=RESERVATION_EVENTS)
+def fail_order_out_of_stock(event: Event, uow: UnitOfWork) -> None:
+    """Stock could not be reserved: the order fails with the reason (order.failed)."""
+    shortage = payload_of(event, InventoryInsufficient)
+    reason = insufficient_stock_reason(shortage)
+    flow.follow_saga(Move(order_id_of(shortage.order_id), OrderStatus.FAILED, reason), uow)
+
+
+@event_handler("mark-order-paid", service=SERVICE, topics=["payment.succeeded"], delivery=PAYMENT_EVENTS)
+def mark_order_paid(event: Event, uow: UnitOfWork) -> None:
+    """The payment succeeded: the order is paid."""
+    payment = payload_of(event, PaymentSucceeded)
+    reason = f"payment {payment.payment_id} succeeded"
+    flow.follow_saga(Move(order_id_of(payment.order_id), OrderStatus.PAID, reason), uow)
+
+
+@event_handler("fail-order-payment", service=SERVICE, topics=["payment.failed"], delivery=PAYMENT_EVENTS)
+def fail_order_payment(event: Event, uow: UnitOfWork) -> None:
+    """The payment failed: the order fails with the payment's reason (order.failed)."""
+    payment = payload_of(event, PaymentFailed)
+    reason = f"payment failed: {payment.reason}"
+    flow.follow_saga(Move(order_id_of(payment.order_id), OrderStatus.FAILED, reason), uow)
+
+
+@event_handler("mark-order-shipped", service=SERVICE, topics=["shipping.label.created"], delivery=SHIPPING_EVENTS)
+def mark_order_shipped(event: Event, uow: UnitOfWork) -> None:
+    """A shipping label exists: the order is shipped."""
+    label = payload_of(event, LabelCreated)
+    reason = f"{label.carrier} tracking number {label.tracking_number}"
+    flow.follow_saga(Move(order_id_of(label.order_id), OrderStatus.SHIPPED, reason), uow)
+
+
+@event_handler("mark-order-delivered", service=SERVICE, topics=["shipping.delivered"], delivery=SHIPPING_EVENTS)
+def mark_order_delivered(event: Event, uow: UnitOfWork) -> None:
+    """The carrier delivered the parcel: the order is delivered."""
+    delivery = payload_of(event, ShipmentDelivered)
+    reason = f"delivered, tracking number {delivery.tracking_number}"
+    flow.follow_saga(Move(order_id_of(delivery.order_id), OrderStatus.DELIVERED, reason), uow)
+
+
+# the catalog's prices, so client prices are never trusted blindly
+
+
+@event_handler("record-product-price", service=SERVICE, topics=["product.created"], delivery=PRODUCT_EVENTS)
+def record_product_price(event: Event, uow: UnitOfWork) -> None:
+    """Keep the sku's price and currency for checking the prices of new orders."""
+    product = payload_of(event, ProductCreated)
+    price_minor = _minor_units(product.price, product.currency, f"product {product.sku} has an invalid price")
+    flow.record_price(store.CatalogPrice(sku=product.sku, product_id=product.id, name=product.name,
+                                         price_minor=price_minor, currency=product.currency.upper(),
+                                         at=product.created_at), uow)
+
+
+# group orders: every seat of a successful campaign becomes one order at the campaign's group price
+
+
+def _seats(campaign: Campaign, user_ids: list[str]) -> GroupSeats:
+    price_minor = _minor_units(campaign.group_price, campaign.currency,
+                               f"campaign {campaign.id} has an invalid group price")
+    line = OrderLine(sku=campaign.sku, quantity=1, price_minor=price_minor)
+    return GroupSeats(campaign.id, line, campaign.currency, tuple(user_ids))
+
+
+@event_handler("create-group-orders", service=SERVICE, topics=["group-commerce.campaign.successful"],
+               delivery=ORDER_EVENTS)
+def create_group_orders(event: Event, uow: UnitOfWork) -> None:
+    """A campaign tipped: an order at the group price for every participant."""
+    tipped = payload_of(event, CampaignSuccessful)
+    flow.place_group_orders(_seats(tipped.campaign, tipped.participants), uow)
+
+
+@event_handler("create-late-joiner-order", service=SERVICE, topics=["group-commerce.campaign.joined"],
+               delivery=ORDER_EVENTS)
+def create_late_joiner_order(event: Event, uow: UnitOfWork) -> None:
+    """Someone joined a campaign that is already successful: their order at once."""
+    joined = payload_of(event, CampaignJoined)
+    if joined.campaign.status == SUCCESSFUL:
+        flow.place_group_orders(_seats(joined.campaign, [joined.user_id]), uow)
+
+
+# confirmed orders not paid within the hold time are cancelled, so their stock is released
+
+
+def expire_unpaid(hold_seconds: int, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> list[str]:
+    """Cancel every confirmed order unpaid for longer than `hold_seconds`, each in its own transaction;
+    the ids of those cancelled."""
+    cutoff = payment_deadline_passed_before(now or utc_now(), hold_seconds)
+    expired: list[str] = []
+    while True:
+        with reading(SERVICE) as db:
+            overdue = store.confirmed_before(db, cutoff, batch_size)
+        expired += [str(order_id) for order_id in overdue if _cancel_unpaid(order_id)]
+        if len(overdue) < batch_size:
+            return expired
+
+
+def _cancel_unpaid(order_id: uuid.UUID) -> bool:
+    with logs.log_context(orderId=str(order_id)), unit_of_work(SERVICE) as uow:
+        return flow.cancel_unpaid(UnpaidOrder(order_id), uow)
+
+
+@scheduled("expire-unpaid-orders", service=SERVICE, schedule="* * * * *")
+def expire_unpaid_orders(event: Event) -> None:
+    """Cancel confirmed orders not paid within ORDER_HOLD_SECONDS (order.cancelled, "payment not received in time")."""
+    expired = expire_unpaid(settings().order_hold_seconds)
+    if expired:
+        log.info("cancelled %d unpaid orders", len(expired))
