@@ -147,7 +147,7 @@ def _carrier(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from fusion.auth import STAFF_SCOPES
     from fusion.config import settings
-    from fusion.local.issuer import IssuerKey
+    from fusion.local.issuer import IssuerKey, remembered_issuer
 
     config = settings()
     if config.environment != "development":
@@ -165,9 +165,29 @@ def _token(args: argparse.Namespace) -> int:
         print("a customer token carries no staff scopes; use --staff NAME --scope …", file=sys.stderr)
         return 2
     key = IssuerKey.load_or_create(state_dir())
-    print(key.mint(config.oidc_issuer, config.oidc_audience, args.customer or args.staff, scopes,
-                   ttl_seconds=args.ttl))
+    running = None if os.environ.get("OIDC_ISSUER") else remembered_issuer(state_dir())
+    issuer, audience = running or (config.oidc_issuer, config.oidc_audience)
+    print(key.mint(issuer, audience, args.customer or args.staff, scopes, ttl_seconds=args.ttl))
     return 0
+
+
+def _issuer(args: argparse.Namespace) -> int:
+    from fusion.config import DEFAULT_AUDIENCE, settings
+    from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer
+
+    if settings().environment != "development":
+        print("fusion issuer is the local development issuer; point OIDC_ISSUER at a real one", file=sys.stderr)
+        return 2
+    server = IssuerServer(IssuerKey.load_or_create(state_dir()), args.port, host=args.host, public_url=args.public_url)
+    remember_issuer(state_dir(), server.issuer, os.environ.get("OIDC_AUDIENCE") or DEFAULT_AUDIENCE)
+    server.start()
+    print(f"local OIDC issuer {server.issuer} on {args.host}:{args.port}", flush=True)
+
+    def serve_until(stop: threading.Event) -> None:
+        stop.wait()
+        server.stop()
+
+    return _run_until_signal(serve_until)
 
 
 def _duration(text: str) -> int:
@@ -219,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", action="append", help="a staff scope, e.g. catalog:write (repeatable)")
     token.add_argument("--ttl", type=_duration, default=3600, help="lifetime, e.g. 15m or 1h (default 1h)")
     token.set_defaults(run=_token)
+    issuer = sub.add_parser("issuer", help="serve the local OIDC issuer alone (Compose; `fusion dev` runs its own)")
+    issuer.add_argument("--host", default="127.0.0.1")
+    issuer.add_argument("--port", type=int, default=int(os.environ.get("FUSION_ISSUER_PORT") or 8430))
+    issuer.add_argument("--public-url", help="the issuer's URL as the functions reach it (the tokens' iss)")
+    issuer.set_defaults(run=_issuer)
     return parser
 
 

@@ -36,6 +36,8 @@ class Settings:
     oidc_issuer: str
     oidc_audience: str
     oidc_scope_claim: str
+    customer_open_orders: int  # unpaid storefront orders one customer may hold at once
+    customer_open_units: int  # and units across them
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -128,6 +130,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         oidc_issuer=issuer,
         oidc_audience=audience,
         oidc_scope_claim=env.get("OIDC_SCOPE_CLAIM", "").strip() or "scope",
+        customer_open_orders=_positive_int(env, "CUSTOMER_OPEN_ORDERS", 10),
+        customer_open_units=_positive_int(env, "CUSTOMER_OPEN_UNITS", 500),
     )
 
 

@@ -143,14 +143,14 @@ def _match(spec: FunctionSpec, request: flask.Request) -> dict[str, str]:
     return find_route([spec], request.method, request.path)[1]
 
 
-def _http_spec(name: str, service: str, routes: Iterable[str], auth: Access | None, summary: str, target: str,
+def _http_spec(name: str, service: str, routes: Iterable[str], auth: Access, summary: str, target: str,
                extra: dict[str, Any]) -> FunctionSpec:
     return FunctionSpec(name=name, target=target, service=service, kind="http", routes=_routes(routes),
                         access=auth, summary=summary, extra=extra)
 
 
 def query(
-    name: str, *, service: str, routes: Iterable[str], auth: Access | None = None, summary: str = "",
+    name: str, *, service: str, routes: Iterable[str], auth: Access, summary: str = "",
     params: Sequence[str] = (),
 ) -> Callable[[QueryFn], HttpFunction]:
     """A read-only HTTP function; `params` names the query parameters it reads (for the OpenAPI document).
@@ -167,7 +167,7 @@ def query(
 
 
 def command(
-    name: str, *, service: str, routes: Iterable[str], auth: Access | None = None, summary: str = "",
+    name: str, *, service: str, routes: Iterable[str], auth: Access, summary: str = "",
     body: type[BaseModel] | None = None,
 ) -> Callable[[CommandFn], HttpFunction]:
     """An HTTP function that changes state in one unit of work, honouring an `Idempotency-Key` header.

@@ -32,9 +32,16 @@ INFO_DESCRIPTION = (
     "and each operation names the one that serves it. In the cluster each function is its own "
     "Knative Service, named as the operation's operationId.\n\n"
     "Every command accepts an `Idempotency-Key` header: a retried request with the same key gets the "
-    "first response again and changes nothing. Errors are JSON objects `{error, message, field}`; "
-    "extra fields in a request body are ignored."
+    "first response again and changes nothing; keys belong to the caller. Errors are JSON objects "
+    "`{error, message, field}`; extra fields in a request body are ignored.\n\n"
+    "Callers identify themselves with a bearer OIDC JWT (`Authorization: Bearer …`): its `sub` is the "
+    "customer id, and staff tokens carry scopes, one per area. Each operation says who may call it "
+    "(`x-access`). Another customer's resource answers 404, a missing right 403, a bad token 401."
 )
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+               "description": "An OIDC access token of the configured issuer (locally: `fusion token`)."},
+}
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -66,6 +73,10 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
 # status -> (component name, description); each answers an `Error` body.
 ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Invalid input; the message and `field` name what is wrong."),
+    401: ("Unauthenticated", "No bearer token, or one that is malformed, expired, not yet valid, from another "
+                             "issuer or audience, or wrongly signed."),
+    403: ("Forbidden", "The token is valid but does not grant this (a customer on a staff function, or staff "
+                       "without the needed scope)."),
     404: ("NotFound", "No such resource."),
     409: ("Conflict", "The resource's state does not allow this."),
     422: ("Unprocessable", "Well-formed but refused, e.g. the Idempotency-Key was already used with a "
@@ -101,6 +112,7 @@ def build_document(specs: Iterable[FunctionSpec]) -> dict[str, Any]:
             "schemas": schemas,
             "responses": {name: _error_response(text) for name, text in ERROR_RESPONSES.values()},
             "parameters": {"IdempotencyKey": IDEMPOTENCY_KEY},
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }
 
@@ -153,8 +165,25 @@ def _operation(spec: FunctionSpec, route: Route, operation_id: str, schemas: dic
     errors = {400} if body is not None or query or is_command else set()
     errors |= {404} if path_names else set()
     errors |= {409, 422} if is_command else set()
+    errors |= _declare_access(spec, operation)
     operation["responses"] = _responses(is_command, errors | {503})
     return operation
+
+
+def _declare_access(spec: FunctionSpec, operation: dict[str, Any]) -> set[int]:
+    """The operation's security requirement; returns the statuses the access check can answer."""
+    access = spec.access
+    if access is None:
+        return set()
+    operation["x-access"] = access.describe()
+    if access.signed:
+        operation["security"] = []
+        return set()
+    if access.public:  # no token needed; a token that is sent is still checked
+        operation["security"] = [{}, {"bearer": []}]
+        return {401}
+    operation["security"] = [{"bearer": []}]
+    return {401, 403}
 
 
 def _is_command(spec: FunctionSpec) -> bool:

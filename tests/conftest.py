@@ -120,7 +120,7 @@ def client(clean_db: str, tokens: Tokens) -> Callable[..., FlaskClient]:
     """
     import functions_framework
 
-    def make(service: str, token: str | None | bool = False) -> FlaskClient:
+    def make(service: str, token: str | bool | None = False) -> FlaskClient:
         source = str(PROJECT_ROOT / service_named(service).source)
         app = functions_framework.create_app("serve", source)
         app.test_client_class = ActingClient

@@ -62,7 +62,7 @@ class ActingClient(FlaskClient):
     themselves are tested with explicit tokens (tests/component/test_access.py)."""
 
     tokens: Tokens
-    fixed: str | None | bool = False  # False: choose per request; None: anonymous; str: this token
+    fixed: str | bool | None = False  # False: choose per request; None: anonymous; str: this token
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         headers = dict(kwargs.pop("headers", None) or {})

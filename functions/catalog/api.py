@@ -9,6 +9,7 @@ import flask
 from functions.catalog import flow
 from functions.catalog.flow import NewProduct, ProductSearch
 from functions.catalog.store import SERVICE, ProductRow
+from fusion.auth import PUBLIC, staff
 from fusion.declare import command, query
 from fusion.listing import page_of
 from fusion.money import to_json_number
@@ -30,7 +31,7 @@ def product_json(row: ProductRow) -> dict[str, Any]:
     }
 
 
-@command("create-product", service=SERVICE, routes=["POST /products"], body=NewProduct)
+@command("create-product", service=SERVICE, routes=["POST /products"], auth=staff("catalog:write"), body=NewProduct)
 def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Create a product and publish product.created."""
     body = product_json(flow.create_product(parse_body(request, NewProduct), uow))
@@ -46,7 +47,7 @@ def _search_of(request: flask.Request) -> ProductSearch:
     )
 
 
-@query("list-products", service=SERVICE, routes=["GET /products"],
+@query("list-products", service=SERVICE, routes=["GET /products"], auth=PUBLIC,
        params=["q", "category", "minPrice", "maxPrice", "limit", "offset"])
 def list_products(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List products: q (name/description contains), category, minPrice, maxPrice, limit, offset."""
@@ -56,7 +57,7 @@ def list_products(request: flask.Request, params: dict[str, str]) -> flask.Respo
     return json_response([product_json(row) for row in rows])
 
 
-@query("get-product", service=SERVICE, routes=["GET /products/{id}"])
+@query("get-product", service=SERVICE, routes=["GET /products/{id}"], auth=PUBLIC)
 def get_product(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One product by id."""
     product_id = path_uuid(params, "id", "product")

@@ -12,6 +12,7 @@ from functions.group_commerce import flow, store
 from functions.group_commerce.flow import Join, NewCampaign
 from functions.group_commerce.rules import STATUSES
 from functions.group_commerce.store import SERVICE, CampaignRow
+from fusion.auth import CUSTOMER, PUBLIC, caller, customer_id_for, staff
 from fusion.declare import command, query
 from fusion.errors import Invalid, NotFound
 from fusion.listing import page_of
@@ -20,7 +21,8 @@ from fusion.web import Body, json_response, parse_body, path_uuid, query_choice
 
 
 class Joiner(Body):
-    user_id: StrictStr = Field(min_length=1, max_length=128)
+    # The signed-in customer; a customer may name only itself (the token is what counts).
+    user_id: StrictStr | None = Field(default=None, min_length=1, max_length=128)
 
 
 def campaign_view(row: CampaignRow) -> dict[str, Any]:
@@ -38,14 +40,15 @@ def _product_filter(request: flask.Request) -> uuid.UUID | None:
         raise Invalid("productId", f"must be a UUID, got {raw!r}") from None
 
 
-@command("create-campaign", service=SERVICE, routes=["POST /campaigns"], body=NewCampaign)
+@command("create-campaign", service=SERVICE, routes=["POST /campaigns"], auth=staff("campaigns:write"),
+         body=NewCampaign)
 def create_campaign(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Create a group-buying campaign for a product and publish group-commerce.campaign.created."""
     body = campaign_view(flow.create_campaign(parse_body(request, NewCampaign), uow))
     return json_response(body, 201, headers={"Location": f"/campaigns/{body['id']}"})
 
 
-@query("list-campaigns", service=SERVICE, routes=["GET /campaigns"],
+@query("list-campaigns", service=SERVICE, routes=["GET /campaigns"], auth=PUBLIC,
        params=["status", "productId", "limit", "offset"])
 def list_campaigns(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List campaigns, oldest first: status, productId, limit, offset."""
@@ -56,7 +59,7 @@ def list_campaigns(request: flask.Request, params: dict[str, str]) -> flask.Resp
     return json_response([campaign_view(row) for row in rows])
 
 
-@query("get-campaign", service=SERVICE, routes=["GET /campaigns/{id}"])
+@query("get-campaign", service=SERVICE, routes=["GET /campaigns/{id}"], auth=PUBLIC)
 def get_campaign(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One campaign with its participants, in the order they joined."""
     campaign_id = path_uuid(params, "id", "campaign")
@@ -68,13 +71,16 @@ def get_campaign(request: flask.Request, params: dict[str, str]) -> flask.Respon
             raise NotFound("campaign", params["id"])
         participants = store.find_participants(db, campaign_id)
     body = campaign_view(row)
-    body["participants"] = [{"userId": p.user_id, "joinedAt": p.joined_at} for p in participants]
+    if caller().holds("campaigns:write"):  # who joined is staff's business, not the public's
+        body["participants"] = [{"userId": p.user_id, "joinedAt": p.joined_at} for p in participants]
+    elif (customer := caller().customer_id) is not None:
+        body["joined"] = any(p.user_id == customer for p in participants)
     return json_response(body)
 
 
-@command("join-campaign", service=SERVICE, routes=["POST /campaigns/{id}/join"], body=Joiner)
+@command("join-campaign", service=SERVICE, routes=["POST /campaigns/{id}/join"], auth=CUSTOMER, body=Joiner)
 def join_campaign(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Take a seat in a campaign for a user; publish joined, and successful when it reaches its minimum."""
     campaign_id = path_uuid(params, "id", "campaign")
-    user_id = parse_body(request, Joiner).user_id
+    user_id = customer_id_for(parse_body(request, Joiner).user_id, "userId")
     return json_response(campaign_view(flow.join_campaign(Join(campaign_id, user_id), uow)))

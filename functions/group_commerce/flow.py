@@ -48,19 +48,20 @@ from fusion.contracts import (
     CampaignJoined,
     CampaignSuccessful,
 )
-from fusion.errors import Conflict, Invalid, NotFound
+from fusion.errors import Conflict, Invalid, NotFound, Refused
 from fusion.money import to_decimal
 from fusion.uow import UnitOfWork
 from fusion.web import Body, utc_now
 
 MAX_SEATS = 100_000
+MAX_DISCOUNT_PERCENT = 90  # deeper discounts are giveaways, which need a rule of their own
 
 
 class NewCampaign(Body):
     product_id: uuid.UUID
     min_participants: StrictInt = Field(ge=1, le=MAX_SEATS)
     max_participants: StrictInt = Field(ge=1, le=MAX_SEATS)
-    discount_percentage: Decimal = Field(gt=0, lt=100, decimal_places=2)
+    discount_percentage: Decimal = Field(gt=0, le=MAX_DISCOUNT_PERCENT, decimal_places=2)
     expires_at: datetime
 
     @field_validator("product_id", mode="before")
@@ -109,11 +110,14 @@ def create_campaign(campaign: NewCampaign, uow: UnitOfWork) -> CampaignRow:
     product = store.find_product(uow, campaign.product_id)
     if product is None:
         raise Invalid("productId", f"unknown product {campaign.product_id}")
+    price_minor = group_price_minor(product.price_minor, campaign.discount_percentage)
+    if price_minor == 0:
+        raise Refused("the group price would be nothing; nothing is given away by default", code="zero_price",
+                      field="discountPercentage")
     row = store.insert_campaign(
         uow, product, min_participants=campaign.min_participants,
         max_participants=campaign.max_participants, discount_percentage=campaign.discount_percentage,
-        group_price_minor=group_price_minor(product.price_minor, campaign.discount_percentage),
-        expires_at=campaign.expires_at,
+        group_price_minor=price_minor, expires_at=campaign.expires_at,
     )
     uow.publish("group-commerce.campaign.created", subject=str(row.id),
                 payload=CampaignCreated(campaign=campaign_contract(row)))

@@ -9,6 +9,7 @@ import flask
 from functions.inventory import flow
 from functions.inventory.flow import StockLevel
 from functions.inventory.store import MAX_PAGE_SIZE, PAGE_SIZE, SERVICE, StockRow
+from fusion.auth import PUBLIC, staff
 from fusion.declare import command, query
 from fusion.listing import page_of
 from fusion.uow import UnitOfWork, reading
@@ -25,7 +26,8 @@ def stock_json(row: StockRow) -> dict[str, Any]:
     }
 
 
-@query("list-stock", service=SERVICE, routes=["GET /inventory"], params=["sku", "limit", "offset"])
+@query("list-stock", service=SERVICE, routes=["GET /inventory"], auth=staff("inventory:write"),
+       params=["sku", "limit", "offset"])
 def list_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """Stock of every sku, in sku order: sku (exact), limit, offset."""
     sku = request.args.get("sku", "").strip() or None
@@ -34,7 +36,7 @@ def list_stock(request: flask.Request, params: dict[str, str]) -> flask.Response
     return json_response([stock_json(row) for row in rows])
 
 
-@query("get-stock", service=SERVICE, routes=["GET /inventory/{sku}"])
+@query("get-stock", service=SERVICE, routes=["GET /inventory/{sku}"], auth=PUBLIC)
 def get_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """The stock of one sku."""
     with reading(SERVICE) as uow:
@@ -42,7 +44,7 @@ def get_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     return json_response(stock_json(row))
 
 
-@command("set-stock", service=SERVICE, routes=["PUT /inventory"], body=StockLevel)
+@command("set-stock", service=SERVICE, routes=["PUT /inventory"], auth=staff("inventory:write"), body=StockLevel)
 def set_stock(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Set the stock on hand of a sku; 409 when that is less than what orders have reserved."""
     return json_response(stock_json(flow.set_stock(parse_body(request, StockLevel), uow)))

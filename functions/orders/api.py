@@ -11,6 +11,7 @@ from functions.orders import flow, store
 from functions.orders.flow import CancelOrder, NewOrder
 from functions.orders.rules import ALL_STATUSES
 from functions.orders.store import Order, OrderRow
+from fusion.auth import customer_id_for, customer_or_staff, visible_customer
 from fusion.declare import command, query
 from fusion.listing import page_of
 from fusion.money import to_json_number
@@ -44,30 +45,32 @@ def order_json(order: Order) -> dict[str, Any]:
     }
 
 
-@command("create-order", service=SERVICE, routes=["POST /orders"], body=NewOrder)
+@command("create-order", service=SERVICE, routes=["POST /orders"], auth=customer_or_staff("orders:manage"),
+         body=NewOrder)
 def create_order(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Place an order at the catalog's current prices and publish order.created."""
     body = order_json(flow.place(parse_body(request, NewOrder), uow))
     return json_response(body, 201, headers={"Location": f"/orders/{body['id']}"})
 
 
-@query("list-orders", service=SERVICE, routes=["GET /orders"],
+@query("list-orders", service=SERVICE, routes=["GET /orders"], auth=customer_or_staff("orders:manage"),
        params=["customerId", "status", "limit", "offset"])
 def list_orders(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List orders, newest first: customerId, status, limit, offset."""
-    listing = store.order_listing(customer_id=request.args.get("customerId", "").strip(),
-                                  status=query_choice(request, "status", ALL_STATUSES))
+    asked = request.args.get("customerId", "").strip() or None
+    customer_id = asked if visible_customer() is None else customer_id_for(asked, "customerId")
+    listing = store.order_listing(customer_id=customer_id or "", status=query_choice(request, "status", ALL_STATUSES))
     with reading(SERVICE) as db:
         orders = store.with_lines(db, listing.fetch(db, page_of(request), OrderRow))
     return json_response([order_json(order) for order in orders])
 
 
-@query("get-order", service=SERVICE, routes=["GET /orders/{id}"])
+@query("get-order", service=SERVICE, routes=["GET /orders/{id}"], auth=customer_or_staff("orders:manage"))
 def get_order(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One order with its items and status history."""
     order_id = path_uuid(params, "id", "order")
     with reading(SERVICE) as db:
-        return json_response(order_json(flow.existing_order(order_id, db)))
+        return json_response(order_json(flow.visible_order(order_id, db)))
 
 
 def _cancellation_reason(request: flask.Request) -> str | None:
@@ -77,7 +80,8 @@ def _cancellation_reason(request: flask.Request) -> str | None:
     return parse_body(request, Cancellation).reason
 
 
-@command("cancel-order", service=SERVICE, routes=["POST /orders/{id}/cancel"], body=Cancellation)
+@command("cancel-order", service=SERVICE, routes=["POST /orders/{id}/cancel"], auth=customer_or_staff("orders:manage"),
+         body=Cancellation)
 def cancel_order(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Cancel a created, confirmed or paid order and publish order.cancelled; cancelling twice is harmless."""
     order_id = path_uuid(params, "id", "order")

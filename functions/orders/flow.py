@@ -19,6 +19,8 @@ from functions.orders import store
 from functions.orders.rules import OrderLine, OrderStatus, group_order_id, order_total, price_problem
 from functions.orders.store import MovedOrder, Order
 from fusion import logs
+from fusion.auth import customer_id_for, ensure_owner
+from fusion.config import settings
 from fusion.contracts import Contract, OrderCancelled, OrderConfirmed, OrderCreated, OrderFailed, OrderItem
 from fusion.db import Sql
 from fusion.errors import Conflict, Invalid, NotFound, Refused
@@ -41,7 +43,8 @@ class NewOrderItem(Body):
 
 
 class NewOrder(Body):
-    customer_id: str = Field(min_length=1, max_length=128)
+    # Taken from the token when omitted; staff placing an order for a customer name it.
+    customer_id: str | None = Field(default=None, min_length=1, max_length=128)
     items: list[NewOrderItem] = Field(min_length=1, max_length=MAX_ITEMS)
     currency: str
 
@@ -97,10 +100,29 @@ class UnpaidOrder:
 
 
 def place(order: NewOrder, uow: UnitOfWork) -> Order:
-    """Place a storefront order, refused unless every line is at the catalog's current price."""
+    """Place a storefront order, refused unless every line is at the catalog's current price, it costs
+    something, and the customer holds no more unpaid orders than the limit allows."""
+    customer_id = customer_id_for(order.customer_id, "customerId")
     lines = _priced_lines(order)
+    if order_total(lines) == 0:
+        raise Refused("an order must cost something; nothing is given away by default", code="zero_total",
+                      field="items")
     _check_catalog_prices(uow, lines, order.currency)
-    return place_priced(Placement(order.customer_id, lines, order.currency), uow)
+    _check_open_order_limits(uow, customer_id, lines)
+    return place_priced(Placement(customer_id, lines, order.currency), uow)
+
+
+def _check_open_order_limits(uow: UnitOfWork, customer_id: str, lines: tuple[OrderLine, ...]) -> None:
+    """One account cannot lock the stock for the unpaid hold: bounded unpaid orders and units per customer."""
+    config = settings()
+    held = store.lock_open_orders_of(uow, customer_id)
+    if held.orders + 1 > config.customer_open_orders:
+        raise Conflict(f"customer {customer_id} already has {held.orders} unpaid orders; pay or cancel one first",
+                       code="open_order_limit")
+    units = sum(line.quantity for line in lines)
+    if held.units + units > config.customer_open_units:
+        raise Conflict(f"customer {customer_id} would hold {held.units + units} unpaid units, more than "
+                       f"{config.customer_open_units}", code="open_unit_limit")
 
 
 def _priced_lines(order: NewOrder) -> tuple[OrderLine, ...]:
@@ -193,6 +215,7 @@ def follow_saga(command: Move, uow: UnitOfWork) -> None:
 
 def cancel(command: CancelOrder, uow: UnitOfWork) -> Order:
     """Cancel an order that may still be cancelled; cancelling it again is harmless."""
+    visible_order(command.order_id, uow)
     move(Move(command.order_id, OrderStatus.CANCELLED, command.reason or CANCELLED_BY_CUSTOMER), uow)
     order = existing_order(command.order_id, uow)
     if order.row.status != OrderStatus.CANCELLED:
@@ -229,6 +252,13 @@ _ANNOUNCED: dict[OrderStatus, tuple[str, Callable[[MovedOrder, str], Contract]]]
 
 
 # reading
+
+
+def visible_order(order_id: uuid.UUID, db: Sql) -> Order:
+    """The order with this id, if the caller may see it (another customer's order does not exist for it)."""
+    order = existing_order(order_id, db)
+    ensure_owner(order.row.customer_id, "order", order_id)
+    return order
 
 
 def existing_order(order_id: uuid.UUID, db: Sql) -> Order:

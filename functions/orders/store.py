@@ -174,6 +174,23 @@ def move_order(
     return moved
 
 
+@dataclass(frozen=True)
+class OpenOrders:
+    orders: int
+    units: int
+
+
+def lock_open_orders_of(db: Sql, customer_id: str) -> OpenOrders:
+    """The customer's unpaid storefront orders and units; concurrent orders of one customer queue here."""
+    db.execute("SELECT pg_advisory_xact_lock(hashtext('orders.open:' || :customer_id))", {"customer_id": customer_id})
+    return db.execute(
+        "SELECT count(DISTINCT o.id) AS orders, coalesce(sum(i.quantity), 0) AS units FROM orders.orders o "
+        "JOIN orders.order_items i ON i.order_id = o.id "
+        "WHERE o.customer_id = :customer_id AND o.status IN ('created', 'confirmed') AND o.campaign_id IS NULL",
+        {"customer_id": customer_id},
+    ).one_as(OpenOrders)
+
+
 def order_listing(customer_id: str, status: str | None) -> Listing:
     """Orders newest first, of one customer and in one status when those are given."""
     listing = Listing("orders.orders", ORDER_COLUMNS, order_by="created_at DESC, id DESC")

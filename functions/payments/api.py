@@ -19,6 +19,7 @@ from functions.payments import flow, gateway, store
 from functions.payments.flow import PaymentRequest, RefundRequest, StripeEvent
 from functions.payments.rules import STATUSES, outcome_of
 from functions.payments.store import SERVICE, Payment
+from fusion.auth import SIGNED, customer_or_staff, ensure_owner, staff, visible_customer
 from fusion.declare import command, query
 from fusion.errors import NotFound
 from fusion.listing import page_of
@@ -49,7 +50,8 @@ def payment_view(payment: Payment, *, with_client_secret: bool = False) -> dict[
     return view
 
 
-@command("create-payment", service=SERVICE, routes=["POST /payments"], body=PaymentRequest)
+@command("create-payment", service=SERVICE, routes=["POST /payments"], auth=customer_or_staff("payments:refund"),
+         body=PaymentRequest)
 def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Start the payment of a payable order, or return the one it has, with the PaymentIntent's client secret."""
     payment = flow.pay_order(parse_body(request, PaymentRequest), uow)
@@ -57,18 +59,19 @@ def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWo
                          headers={"Location": f"/payments/{payment.id}"})
 
 
-@query("list-payments", service=SERVICE, routes=["GET /payments"],
+@query("list-payments", service=SERVICE, routes=["GET /payments"], auth=customer_or_staff("payments:refund"),
        params=["orderId", "status", "limit", "offset"])
 def list_payments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List payments, oldest first: orderId, status, limit, offset."""
     order_id = request.args.get("orderId", "").strip() or None
     status = query_choice(request, "status", STATUSES)
     with reading(SERVICE) as db:
-        payments = store.find_payments(db, page_of(request), order_id=order_id, status=status)
+        payments = store.find_payments(db, page_of(request), order_id=order_id, status=status,
+                                       customer_id=visible_customer())
     return json_response([payment_view(payment) for payment in payments])
 
 
-@query("get-payment", service=SERVICE, routes=["GET /payments/{id}"])
+@query("get-payment", service=SERVICE, routes=["GET /payments/{id}"], auth=customer_or_staff("payments:refund"))
 def get_payment(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One payment by id."""
     payment_id = path_uuid(params, "id", "payment")
@@ -76,10 +79,11 @@ def get_payment(request: flask.Request, params: dict[str, str]) -> flask.Respons
         payment = store.find_payment(db, payment_id)
     if payment is None:
         raise NotFound("payment", params["id"])
+    ensure_owner(payment.customer_id, "payment", params["id"])
     return json_response(payment_view(payment))
 
 
-@command("refund-payment", service=SERVICE, routes=["POST /payments/{id}/refund"])
+@command("refund-payment", service=SERVICE, routes=["POST /payments/{id}/refund"], auth=staff("payments:refund"))
 def refund_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Refund a succeeded payment in full through Stripe and publish payment.refunded."""
     refunded = flow.refund_on_request(RefundRequest(path_uuid(params, "id", "payment")), uow)
@@ -91,7 +95,7 @@ def _stripe_event(request: flask.Request) -> StripeEvent:
     return StripeEvent(event["id"], str(event.get("type", "")), outcome_of(event))
 
 
-@command("stripe-webhook", service=SERVICE, routes=["POST /payments/webhook"])
+@command("stripe-webhook", service=SERVICE, routes=["POST /payments/webhook"], auth=SIGNED)
 def stripe_webhook(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Stripe's webhook (signature verified): settles payments as Stripe reports them."""
     receipt = flow.take_stripe_event(_stripe_event(request), uow)

@@ -32,6 +32,7 @@ from functions.payments.rules import (
     why_not_payable,
 )
 from functions.payments.store import DuePayment, Order, Payment
+from fusion.auth import ensure_owner
 from fusion.errors import Conflict, NotFound, ProviderRefused, Unavailable
 from fusion.uow import UnitOfWork
 from fusion.web import Body
@@ -107,6 +108,7 @@ def pay_order(request: PaymentRequest, uow: UnitOfWork) -> Payment:
     order = store.lock_order(uow, request.order_id)
     if order is None:
         raise NotFound("order", request.order_id)
+    ensure_owner(order.customer_id, "order", request.order_id)
     if not order.facts.payable:
         raise Conflict(f"order {request.order_id} cannot be paid: {why_not_payable(order.facts)}",
                        code="order_not_payable")
@@ -191,8 +193,8 @@ def _start_payment(uow: UnitOfWork, order: Order) -> tuple[Payment, bool]:
         if existing is None:
             raise LookupError(f"order {order.order_id} has a payment that cannot be read")
         return existing, False
-    if claimed.amount_minor == 0:
-        return _settle_free_order(uow, claimed), True
+    if claimed.amount_minor == 0:  # nothing is given away without a rule that says so
+        return _fail(uow, claimed, "zero_amount", "an order that costs nothing is not paid"), True
     card = auto_confirm_card(order.customer_id) if gateway.auto_confirm_enabled() else None
     try:
         intent = gateway.create_intent(order.order_id, claimed.amount_minor, claimed.currency, card)
@@ -203,12 +205,6 @@ def _start_payment(uow: UnitOfWork, order: Order) -> tuple[Payment, bool]:
     if card:
         payment = _confirm_with_test_card(uow, payment, intent.id)
     return payment, True
-
-
-def _settle_free_order(uow: UnitOfWork, payment: Payment) -> Payment:
-    """An order that costs nothing is paid without asking Stripe (which refuses zero amounts)."""
-    store.publish_created(uow, payment)
-    return _succeed(uow, payment)
 
 
 def _confirm_with_test_card(uow: UnitOfWork, payment: Payment, intent_id: str) -> Payment:

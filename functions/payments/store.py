@@ -127,9 +127,12 @@ def find_payment(db: Sql, payment_id: uuid.UUID) -> Payment | None:
     return _payment_where(db, "id", payment_id, lock=False)
 
 
-def find_payments(db: Sql, page: Page, *, order_id: str | None, status: str | None) -> list[Payment]:
-    """The page of payments the request's limit and offset ask for, oldest first."""
+def find_payments(db: Sql, page: Page, *, order_id: str | None, status: str | None,
+                  customer_id: str | None) -> list[Payment]:
+    """One page of payments, oldest first; only the customer's own when `customer_id` is given."""
     listing = Listing("payments.payments", PAYMENT_COLUMNS, order_by="created_at, id")
+    if customer_id is not None:
+        listing.where("customer_id = :customer_id", customer_id=customer_id)
     if order_id:
         listing.where("order_id = :order_id", order_id=order_id)
     if status:

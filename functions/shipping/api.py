@@ -17,6 +17,7 @@ import flask
 from functions.shipping import flow, store
 from functions.shipping.flow import CarrierUpdate, ShipmentRequest, UnknownTrackingNumber, normalised_tracking_number
 from functions.shipping.store import SERVICE, Shipment
+from fusion.auth import PUBLIC, SIGNED, customer_or_staff, ensure_owner, staff, visible_customer
 from fusion.config import settings
 from fusion.db import Sql
 from fusion.declare import command, query
@@ -62,7 +63,8 @@ def tracking_view(db: Sql, shipment: Shipment) -> dict[str, Any]:
     }
 
 
-@command("create-shipment", service=SERVICE, routes=["POST /shipments"], body=ShipmentRequest)
+@command("create-shipment", service=SERVICE, routes=["POST /shipments"], auth=staff("shipping:manage"),
+         body=ShipmentRequest)
 def create_shipment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Ship a paid order (201), or return its shipment (200) when it has one."""
     shipment, created = flow.ship_on_request(parse_body(request, ShipmentRequest), uow)
@@ -70,16 +72,17 @@ def create_shipment(request: flask.Request, params: dict[str, str], uow: UnitOfW
                          headers={"Location": f"/shipments/{shipment.id}"})
 
 
-@query("list-shipments", service=SERVICE, routes=["GET /shipments"], params=["orderId", "limit", "offset"])
+@query("list-shipments", service=SERVICE, routes=["GET /shipments"], auth=customer_or_staff("shipping:manage"),
+       params=["orderId", "limit", "offset"])
 def list_shipments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List shipments, oldest first: orderId, limit, offset."""
     order_id = request.args.get("orderId", "").strip() or None
     with reading(SERVICE) as db:
-        shipments = store.find_shipments(db, page_of(request), order_id=order_id)
+        shipments = store.find_shipments(db, page_of(request), order_id=order_id, customer_id=visible_customer())
     return json_response([shipment_view(shipment) for shipment in shipments])
 
 
-@query("get-shipment", service=SERVICE, routes=["GET /shipments/{id}"])
+@query("get-shipment", service=SERVICE, routes=["GET /shipments/{id}"], auth=customer_or_staff("shipping:manage"))
 def get_shipment(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One shipment by id, with its tracking history."""
     shipment_id = path_uuid(params, "id", "shipment")
@@ -87,14 +90,18 @@ def get_shipment(request: flask.Request, params: dict[str, str]) -> flask.Respon
         shipment = store.find_shipment(db, shipment_id)
         if shipment is None:
             raise NotFound("shipment", params["id"])
+        ensure_owner(shipment.customer_id, "shipment", params["id"])
         return json_response({**shipment_view(shipment), "history": history_view(db, shipment)})
 
 
-@query("get-shipment-label", service=SERVICE, routes=["GET /shipments/{id}/label"])
+@query("get-shipment-label", service=SERVICE, routes=["GET /shipments/{id}/label"],
+       auth=customer_or_staff("shipping:manage"))
 def get_shipment_label(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """The shipment's printable label (application/pdf)."""
     shipment_id = path_uuid(params, "id", "shipment")
     with reading(SERVICE) as db:
+        shipment = store.find_shipment(db, shipment_id)
+        ensure_owner(shipment.customer_id if shipment else None, "shipment", params["id"])
         label = store.find_label(db, shipment_id)
     if label is None:
         raise NotFound("shipment", params["id"])
@@ -104,7 +111,7 @@ def get_shipment_label(request: flask.Request, params: dict[str, str]) -> flask.
     })
 
 
-@query("get-tracking", service=SERVICE, routes=["GET /tracking/{trackingNumber}"])
+@query("get-tracking", service=SERVICE, routes=["GET /tracking/{trackingNumber}"], auth=PUBLIC)
 def get_tracking(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """A parcel's status and tracking history."""
     tracking_number = normalised_tracking_number(params["trackingNumber"])
@@ -125,7 +132,7 @@ def _check_carrier_secret(request: flask.Request) -> None:
                               field=CARRIER_SECRET_HEADER)
 
 
-@command("carrier-update", service=SERVICE, routes=["POST /carrier/updates"], body=CarrierUpdate)
+@command("carrier-update", service=SERVICE, routes=["POST /carrier/updates"], auth=SIGNED, body=CarrierUpdate)
 def carrier_update(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """A carrier reports a parcel in transit or delivered; publishes shipping.delivered on delivery."""
     _check_carrier_secret(request)

@@ -133,9 +133,11 @@ def find_shipment_by_tracking(db: Sql, tracking_number: str) -> Shipment | None:
     return _shipment_where(db, "tracking_number", tracking_number, lock=False)
 
 
-def find_shipments(db: Sql, page: Page, *, order_id: str | None) -> list[Shipment]:
-    """The page of shipments the request's limit and offset ask for, oldest first."""
+def find_shipments(db: Sql, page: Page, *, order_id: str | None, customer_id: str | None) -> list[Shipment]:
+    """One page of shipments, oldest first; only the customer's own when `customer_id` is given."""
     listing = Listing("shipping.shipments", SHIPMENT_COLUMNS, order_by="created_at, id")
+    if customer_id is not None:
+        listing.where("customer_id = :customer_id", customer_id=customer_id)
     if order_id:
         listing.where("order_id = :order_id", order_id=order_id)
     return listing.fetch(db, page, Shipment)

@@ -38,6 +38,7 @@ class Environment:
     max_partitions: int  # cap on the catalogue's recommended partition counts
     scale_floors: bool  # min-scale from the scaling table instead of scale to zero
     public_base_url: str
+    oidc_issuer: str  # the identity provider (e.g. a Keycloak realm); tokens are verified against its JWKS
 
     def partitions(self, topic: Topic) -> int:
         return min(topic.partitions, self.max_partitions)
@@ -56,15 +57,18 @@ def environments() -> dict[str, Environment]:
         name="base", namespace="fusioncommerce-dev", fusion_env="development", image_tag="latest",
         log_level="debug", kafka_brokers="redpanda:9092", replication=1, max_partitions=1, scale_floors=False,
         public_base_url="http://fusioncommerce-dev.example.com",
+        oidc_issuer="https://id.fusioncommerce-dev.example.com/realms/fusioncommerce",
     )
     staging = Environment(
         name="staging", namespace="fusioncommerce-staging", fusion_env="staging",
         image_tag=STAGING_TAG_PLACEHOLDER, log_level="info", kafka_brokers="redpanda-staging:9092", replication=1,
         max_partitions=3, scale_floors=False, public_base_url="https://api.staging.fusioncommerce.example.com",
+        oidc_issuer="https://id.staging.fusioncommerce.example.com/realms/fusioncommerce",
     )
     production = Environment(
         name="production", namespace="fusioncommerce-production", fusion_env="production",
         image_tag="v" + project_version(), log_level="warn", kafka_brokers="redpanda-prod:9092", replication=3,
         max_partitions=12, scale_floors=True, public_base_url="https://api.fusioncommerce.example.com",
+        oidc_issuer="https://id.fusioncommerce.example.com/realms/fusioncommerce",
     )
     return {env.name: env for env in (base, staging, production)}

@@ -12,6 +12,8 @@ from fusion.knative.resources import (
     MIGRATIONS_DB_KEY,
     N8N_SECRET,
     N8N_SECRET_KEYS,
+    OIDC_AUDIENCE,
+    OIDC_SCOPE_CLAIM,
     RELAY,
     RELAY_DB_KEY,
     SHIPPING_KEYS,
@@ -22,6 +24,7 @@ from fusion.knative.resources import (
     config_env,
     labels,
     metadata,
+    oidc_env,
     restricted,
     secret_env,
 )
@@ -58,6 +61,9 @@ def settings_config_map(env: Environment) -> Manifest:
             "DB_POOL_SIZE": str(DB_POOL_SIZE),
             "THREADS": str(THREADS),
             "NOTIFICATIONS_URL": NOTIFICATIONS_URL,
+            "OIDC_ISSUER": env.oidc_issuer,
+            "OIDC_AUDIENCE": OIDC_AUDIENCE,
+            "OIDC_SCOPE_CLAIM": OIDC_SCOPE_CLAIM,
         },
     }
 
@@ -96,6 +102,7 @@ def _platform_env(db_key: str) -> list[dict[str, Any]]:
         config_env("FUSION_ENV"),
         config_env("LOG_LEVEL"),
         config_env("KAFKA_BROKERS"),
+        *oidc_env(),
         secret_env("DATABASE_URL", DATABASE_SECRET, db_key),
     ]
 

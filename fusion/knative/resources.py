@@ -88,6 +88,15 @@ def config_env(name: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"configMapKeyRef": {"name": CONFIG_MAP, "key": name}}}
 
 
+OIDC_AUDIENCE = "fusioncommerce"  # the API's audience, as registered at the identity provider
+OIDC_SCOPE_CLAIM = "scope"  # Keycloak client scopes; `realm_access.roles` for realm roles
+
+
+def oidc_env() -> list[dict[str, Any]]:
+    """Who issues the tokens the functions accept: every process checks them at start outside development."""
+    return [config_env(name) for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_SCOPE_CLAIM")]
+
+
 def secret_env(name: str, secret: str, key: str | None = None) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key or name}}}
 

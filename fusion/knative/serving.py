@@ -25,6 +25,7 @@ from fusion.knative.resources import (
     half,
     labels,
     metadata,
+    oidc_env,
     restricted,
     secret_env,
     value_env,
@@ -79,6 +80,7 @@ def _env(spec: FunctionSpec) -> list[dict[str, Any]]:
         config_env("PUBLIC_BASE_URL"),
         config_env("DB_POOL_SIZE"),
         config_env("THREADS"),
+        *oidc_env(),
         secret_env("DATABASE_URL", DATABASE_SECRET, service.name),
     ]
     if service.name in SERVICES_WITH_STRIPE:

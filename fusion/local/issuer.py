@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 KEY_FILE = "issuer/signing-key.pem"
+ADDRESS_FILE = "issuer/address.json"  # where the running `fusion dev` serves it, for `fusion token`
 DEFAULT_TTL_SECONDS = 3600
 
 
@@ -71,6 +72,21 @@ class IssuerKey:
         return jwt.encode(payload, self.private, algorithm="RS256", headers={"kid": self.public_jwk()["kid"]})
 
 
+def remember_issuer(state_dir: Path, issuer: str, audience: str) -> None:
+    path = state_dir / ADDRESS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"issuer": issuer, "audience": audience}))
+
+
+def remembered_issuer(state_dir: Path) -> tuple[str, str] | None:
+    """(issuer, audience) of the local platform last started with this state folder."""
+    try:
+        found = json.loads((state_dir / ADDRESS_FILE).read_text())
+        return str(found["issuer"]), str(found["audience"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def discovery(issuer: str) -> dict[str, Any]:
     return {
         "issuer": issuer,
@@ -82,11 +98,12 @@ def discovery(issuer: str) -> dict[str, Any]:
 
 
 class IssuerServer:
-    """Serves discovery and JWKS on 127.0.0.1:port in a background thread."""
+    """Serves discovery and JWKS on host:port in a background thread; `public_url` is the issuer's name
+    (what tokens carry as `iss`), by default its loopback address."""
 
-    def __init__(self, key: IssuerKey, port: int):
+    def __init__(self, key: IssuerKey, port: int, host: str = "127.0.0.1", public_url: str | None = None):
         self.key = key
-        self.issuer = f"http://127.0.0.1:{port}"
+        self.issuer = (public_url or f"http://127.0.0.1:{port}").rstrip("/")
         documents = {
             "/.well-known/openid-configuration": json.dumps(discovery(self.issuer)).encode(),
             "/jwks.json": json.dumps({"keys": [key.public_jwk()]}).encode(),
@@ -103,7 +120,7 @@ class IssuerServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="oidc-issuer", daemon=True)
 
     def start(self) -> IssuerServer:

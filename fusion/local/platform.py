@@ -1,5 +1,5 @@
 """`fusion dev`: the whole platform on one machine, each embedded part replaced by the real one
-when its environment variable is set (DATABASE_URL, KAFKA_BROKERS, STRIPE_SECRET_KEY)."""
+when its environment variable is set (DATABASE_URL, KAFKA_BROKERS, STRIPE_SECRET_KEY, OIDC_ISSUER)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from fusion.config import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT
 from fusion.local.broker import start_broker
+from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer
 from fusion.local.ports import wait_for_port
 from fusion.local.postgres import start_postgres
 from fusion.local.process import ManagedProcess
@@ -33,6 +35,7 @@ class Ports:
     postgres: int = 5432
     broker: int = 9092
     stripe: int = 8420
+    issuer: int = DEFAULT_ISSUER_PORT
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Ports:
@@ -40,6 +43,7 @@ class Ports:
             postgres=int(env.get("FUSION_PG_PORT", "5432")),
             broker=int(env.get("FUSION_BROKER_PORT", "9092")),
             stripe=int(env.get("FUSION_STRIPE_PORT", "8420")),
+            issuer=int(env.get("FUSION_ISSUER_PORT", str(DEFAULT_ISSUER_PORT))),
         )
 
 
@@ -58,6 +62,7 @@ class Platform:
     backing: list[ManagedProcess] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    issuer: IssuerServer | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -109,9 +114,21 @@ class Platform:
             self.notes["stripe"] = f"{stripe.url}  (localstripe, auto-confirming test cards)"
         else:
             self.notes["stripe"] = "STRIPE_SECRET_KEY (Stripe API)"
+        self._identity(ports)
         env.setdefault("FUSION_ENV", "development")
         env.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1")
         env.setdefault("THREADS", "32")
+
+    def _identity(self, ports: Ports) -> None:
+        """The local OIDC issuer, unless OIDC_ISSUER names a real one."""
+        env = self.env
+        if env.get("OIDC_ISSUER"):
+            self.notes["issuer"] = f"{env['OIDC_ISSUER']}  (external)"
+            return
+        self.issuer = IssuerServer(IssuerKey.load_or_create(self.state_dir), ports.issuer).start()
+        env.update(OIDC_ISSUER=self.issuer.issuer, OIDC_AUDIENCE=env.get("OIDC_AUDIENCE") or DEFAULT_AUDIENCE)
+        remember_issuer(self.state_dir, env["OIDC_ISSUER"], env["OIDC_AUDIENCE"])
+        self.notes["issuer"] = f"{self.issuer.issuer}  (local OIDC issuer; tokens: fusion token --customer ID)"
 
     def _migrate_and_create_topics(self) -> None:
         self._run_cli(["migrate", "up"])
@@ -211,6 +228,9 @@ class Platform:
         for backing in reversed(self.backing):
             backing.stop()
         self.backing.clear()
+        if self.issuer is not None:
+            self.issuer.stop()
+            self.issuer = None
 
 
 def _answers_200(url: str) -> bool:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 import urllib.parse
+import uuid
 
 from fusion.registry import services
 from fusion.smoke.report import StepResult
-from fusion.smoke.scenario import SmokeTest
+from fusion.smoke.scenario import Credentials, SmokeTest
 
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 60.0
@@ -76,7 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="how long each asynchronous step may take (default %(default)g)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary instead")
+    parser.add_argument("--staff-token", default=os.environ.get("SMOKE_STAFF_TOKEN"), metavar="JWT",
+                        help="a staff token with catalog:write (default $SMOKE_STAFF_TOKEN; locally minted by the "
+                             "local issuer when unset)")
+    parser.add_argument("--customer-token", default=os.environ.get("SMOKE_CUSTOMER_TOKEN"), metavar="JWT",
+                        help="a customer token the test order is placed with (default $SMOKE_CUSTOMER_TOKEN)")
     return parser
+
+
+def _credentials(staff: str | None, customer: str | None) -> Credentials | None:
+    """The tokens given, or tokens of the local issuer of a `fusion dev` started from this project."""
+    if staff and customer:
+        return Credentials(staff, customer)
+    from fusion.cli import state_dir
+    from fusion.local.issuer import IssuerKey, remembered_issuer
+
+    local = remembered_issuer(state_dir())
+    if local is None:
+        return None
+    key, (issuer, audience) = IssuerKey.load_or_create(state_dir()), local
+    run = uuid.uuid4().hex[:8]
+    return Credentials(staff or key.mint(issuer, audience, f"smoke-staff-{run}", ["catalog:write"], 600),
+                       customer or key.mint(issuer, audience, f"smoke-{run}", (), 600))
 
 
 def _print_step(result: StepResult) -> None:
@@ -90,9 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # argparse exits on bad arguments (2) and after --help (0)
         return stop.code if isinstance(stop.code, int) else 2
     urls = service_urls(args.base_url, args.port_offset, dict(args.service_url))
+    credentials = _credentials(args.staff_token, args.customer_token)
+    if credentials is None:
+        print("fusion smoke needs --staff-token and --customer-token (or SMOKE_STAFF_TOKEN and "
+              "SMOKE_CUSTOMER_TOKEN): no local issuer to mint them", file=sys.stderr)
+        return 2
     if not args.json:
         print("smoke test of " + ", ".join(f"{name} {url}" for name, url in urls.items()), flush=True)
-    report = SmokeTest(urls, args.timeout, on_step=None if args.json else _print_step).run()
+    report = SmokeTest(urls, args.timeout, credentials, on_step=None if args.json else _print_step).run()
     print(json.dumps(report.as_json(), indent=2) if args.json else report.summary(), flush=True)
     return 0 if report.ok else 1
 

@@ -7,6 +7,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -59,18 +60,32 @@ def _run_step(name: str, check: Callable[[], str]) -> StepResult:
     return StepResult(name, outcome, round(time.monotonic() - started, 3), detail)
 
 
-class SmokeTest:
-    """One run: a product and an order of its own (sku SMOKE-<id>, customer smoke-<id>)."""
+@dataclass(frozen=True)
+class Credentials:
+    """Bearer tokens the smoke test presents: staff with catalog:write, and the customer that orders."""
 
-    def __init__(self, urls: dict[str, str], timeout: float,
+    staff: str
+    customer: str
+
+    def as_staff(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.staff}"}
+
+    def as_customer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.customer}"}
+
+
+class SmokeTest:
+    """One run: a product of its own (sku SMOKE-<id>) and an order of it by the customer token's customer."""
+
+    def __init__(self, urls: dict[str, str], timeout: float, credentials: Credentials,
                  on_step: Callable[[StepResult], None] | None = None) -> None:
         self.urls = urls
+        self.credentials = credentials
         self.timeout = timeout
         self.on_step = on_step
         self.http = Http(min(REQUEST_TIMEOUT, timeout))
         run_id = uuid.uuid4().hex[:8]
         self.sku = f"SMOKE-{run_id}"
-        self.customer = f"smoke-{run_id}"
         self.idempotency_key = f"smoke-order-{run_id}"
         # what each step leaves for the next ones; None until the step that produces it passes
         self.product: dict[str, Any] | None = None
@@ -137,7 +152,7 @@ class SmokeTest:
         reply = self.http.call("POST", self.url("catalog", "/products"), {
             "sku": self.sku, "name": f"Smoke test {self.sku}", "price": PRODUCT_PRICE, "currency": CURRENCY,
             "inventory": PRODUCT_STOCK,
-        })
+        }, self.credentials.as_staff())
         if reply.status != 201 or not isinstance(reply.body, dict):
             raise StepFailed(f"expected 201: {reply.describe()}")
         self.product = reply.body
@@ -162,17 +177,18 @@ class SmokeTest:
         return self.http.call("GET", self.url("inventory", f"/inventory/{urllib.parse.quote(self.sku, safe='')}"))
 
     def order_body(self, price: float) -> dict[str, Any]:
-        return {"customerId": self.customer, "currency": CURRENCY,
-                "items": [{"sku": self.sku, "quantity": 1, "price": price}]}
+        # no customerId: the order is the customer token's
+        return {"currency": CURRENCY, "items": [{"sku": self.sku, "quantity": 1, "price": price}]}
 
     def probe_price_check(self) -> Reply:
-        return self.http.call("POST", self.url("orders", "/orders"), self.order_body(WRONG_PRICE))
+        return self.http.call("POST", self.url("orders", "/orders"), self.order_body(WRONG_PRICE),
+                              self.credentials.as_customer())
 
     # 4
     def create_order(self) -> str:
         _needs(self.stock_before, "product events")
         url, body, headers = self.url("orders", "/orders"), self.order_body(PRODUCT_PRICE), {
-            "Idempotency-Key": self.idempotency_key}
+            "Idempotency-Key": self.idempotency_key, **self.credentials.as_customer()}
         first = self.http.call("POST", url, body, headers)
         order_id = first.value("id")
         if first.status != 201 or not isinstance(order_id, str):
@@ -190,7 +206,8 @@ class SmokeTest:
         order_id = _needs(self.order_id, "create order")
         reply, seconds = self.wait_for(
             f"order {order_id} to advance past created",
-            lambda: self.http.call("GET", self.url("orders", f"/orders/{order_id}")), _order_advanced)
+            lambda: self.http.call("GET", self.url("orders", f"/orders/{order_id}"), None,
+                                   self.credentials.as_customer()), _order_advanced)
         self.advanced_order = reply.body
         return f"{reply.value('status')} after {seconds:.2f} s; history {_history_timings(reply.value('history'))}"
 
@@ -221,7 +238,7 @@ class SmokeTest:
     def cancel_order(self) -> str:
         order_id = _needs(self.order_id, "create order")
         reply = self.http.call("POST", self.url("orders", f"/orders/{order_id}/cancel"),
-                               {"reason": "smoke test clean-up"})
+                               {"reason": "smoke test clean-up"}, self.credentials.as_customer())
         if reply.status == 200:
             previous = _previous_status(reply.value("history"))
             return f"order {order_id} cancelled (was {previous}); order.cancelled releases its stock"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from support import Tokens
 
 from fusion import db
 from fusion.binding import Event, new_event, to_http
@@ -346,14 +347,57 @@ def test_a_seated_user_joining_again_a_full_campaign_gets_the_campaign(gc: Flask
     assert again.get_json()["actualParticipants"] == 1
 
 
-def test_join_refuses_unknown_campaigns_and_bad_users(gc: FlaskClient) -> None:
+def test_join_refuses_unknown_campaigns_and_bad_users(gc: FlaskClient, tokens: Tokens) -> None:
     campaign = new_campaign(gc)
     assert join(gc, str(uuid.uuid4()), "alice").status_code == 404
     assert gc.post("/campaigns/nope/join", json={"userId": "alice"}).status_code == 404
-    for body in ({}, {"userId": ""}, {"userId": 42}):
-        response = gc.post(f"/campaigns/{campaign['id']}/join", json=body)
+    as_carol = {"Authorization": f"Bearer {tokens.customer('carol')}"}
+    for body in ({"userId": ""}, {"userId": 42}):
+        response = gc.post(f"/campaigns/{campaign['id']}/join", json=body, headers=as_carol)
         assert response.status_code == 400
         assert response.get_json()["field"] == "userId"
+
+
+def test_a_customer_joins_as_itself_only(gc: FlaskClient, tokens: Tokens) -> None:
+    campaign = new_campaign(gc)
+    as_carol = {"Authorization": f"Bearer {tokens.customer('carol')}"}
+    someone_else = gc.post(f"/campaigns/{campaign['id']}/join", json={"userId": "dave"}, headers=as_carol)
+    assert someone_else.status_code == 403 and someone_else.get_json()["field"] == "userId"
+    assert gc.post(f"/campaigns/{campaign['id']}/join", json={}, headers=as_carol).status_code == 200
+    seen_by_carol = gc.get(f"/campaigns/{campaign['id']}", headers=as_carol).get_json()
+    assert seen_by_carol["joined"] is True and "participants" not in seen_by_carol
+    assert "participants" not in gc.get(f"/campaigns/{campaign['id']}", headers={"Authorization": ""}).get_json()
+    staff_view = gc.get(f"/campaigns/{campaign['id']}").get_json()
+    assert [p["userId"] for p in staff_view["participants"]] == ["carol"]
+    assert gc.post(f"/campaigns/{campaign['id']}/join", json={"userId": "dave"}).status_code == 200
+
+
+def test_staff_may_not_take_a_seat(gc: FlaskClient, tokens: Tokens) -> None:
+    campaign = new_campaign(gc)
+    as_staff = {"Authorization": f"Bearer {tokens.all_staff()}"}
+    assert gc.post(f"/campaigns/{campaign['id']}/join", json={"userId": "erin"}, headers=as_staff).status_code == 403
+
+
+@pytest.mark.parametrize(("discount", "status"), [("90", 201), ("90.01", 400), ("99.99", 400)])
+def test_discounts_are_capped_at_ninety_percent(gc: FlaskClient, discount: str, status: int) -> None:
+    product_id = add_product(gc, price="19.99")
+    response = gc.post("/campaigns", json=campaign_body(product_id, discountPercentage=discount))
+    assert response.status_code == status, response.get_json()
+    if status == 400:
+        assert response.get_json()["field"] == "discountPercentage"
+
+
+def test_a_group_price_that_rounds_to_nothing_is_refused(gc: FlaskClient) -> None:
+    product_id = add_product(gc, price="0.01")
+    response = gc.post("/campaigns", json=campaign_body(product_id, discountPercentage="60"))
+    assert response.status_code == 422 and response.get_json()["error"] == "zero_price"
+
+
+def test_only_staff_with_the_campaign_scope_create_campaigns(gc: FlaskClient, tokens: Tokens) -> None:
+    product_id = add_product(gc, price="19.99")
+    for token in (tokens.customer("alice"), tokens.staff("catalog:write")):
+        response = gc.post("/campaigns", json=campaign_body(product_id), headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 403
 
 
 def test_concurrent_joins_never_oversell_and_tip_once(client: MakeClient) -> None:

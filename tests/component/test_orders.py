@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from support import Tokens
 from werkzeug.test import TestResponse
 
 from functions.orders.flow import EXPIRY_REASON, Placement, place_priced
@@ -519,3 +520,72 @@ def test_concurrent_cancellations_and_payment_move_the_order_once(orders: FlaskC
     assert order["status"] == "cancelled"
     assert [h["status"] for h in order["history"]].count("cancelled") == 1
     assert len(payloads("orders", "order.cancelled")) == 1
+
+
+# who may see and change which order
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def test_a_customer_sees_and_cancels_only_its_own_orders(orders: FlaskClient, tokens: Tokens) -> None:
+    alice, bob = bearer(tokens.customer("alice")), bearer(tokens.customer("bob"))
+    mine = place(orders, ("TSHIRT-1", 1), customer="alice")
+    place(orders, ("MUG-1", 1), customer="bob")
+    assert orders.get(f"/orders/{mine['id']}", headers=alice).status_code == 200
+    for method, path in (("GET", f"/orders/{mine['id']}"), ("POST", f"/orders/{mine['id']}/cancel")):
+        response = orders.open(path, method=method, headers=bob, json={})
+        assert response.status_code == 404, "another customer's order does not exist for bob"
+    assert status_of(mine["id"]) == "created"
+    listed = orders.get("/orders", headers=bob).get_json()
+    assert [order["customerId"] for order in listed] == ["bob"]
+    assert orders.get("/orders?customerId=alice", headers=bob).status_code == 403
+    assert {order["customerId"] for order in orders.get("/orders").get_json()} == {"alice", "bob"}  # staff
+
+
+def test_the_customer_comes_from_the_token(orders: FlaskClient, tokens: Tokens) -> None:
+    body = order_body(("TSHIRT-1", 1))
+    del body["customerId"]
+    placed = orders.post("/orders", json=body, headers=bearer(tokens.customer("carol")))
+    assert placed.status_code == 201 and placed.get_json()["customerId"] == "carol"
+    forged = orders.post("/orders", json=order_body(("TSHIRT-1", 1), customer="dave"),
+                         headers=bearer(tokens.customer("carol")))
+    assert forged.status_code == 403 and forged.get_json()["field"] == "customerId"
+    by_staff = orders.post("/orders", json=body, headers=bearer(tokens.staff("orders:manage")))
+    assert by_staff.status_code == 400 and by_staff.get_json()["field"] == "customerId"
+
+
+def test_idempotency_keys_belong_to_the_caller(orders: FlaskClient, tokens: Tokens) -> None:
+    key = {"Idempotency-Key": "same-key"}
+    first = orders.post("/orders", json=order_body(("TSHIRT-1", 1), customer="alice"),
+                        headers={**key, **bearer(tokens.customer("alice"))})
+    other = orders.post("/orders", json=order_body(("TSHIRT-1", 1), customer="bob"),
+                        headers={**key, **bearer(tokens.customer("bob"))})
+    assert first.status_code == other.status_code == 201
+    assert first.get_json()["id"] != other.get_json()["id"] and "Idempotent-Replayed" not in other.headers
+
+
+def test_an_order_that_costs_nothing_is_refused(orders: FlaskClient) -> None:
+    deliver(orders, "record-product-price", event_of("product.created", free := product("FREE-1", Decimal("0")),
+                                                      free.id))
+    response = orders.post("/orders", json={"customerId": "alice", "currency": "USD",
+                                            "items": [{"sku": "FREE-1", "quantity": 3, "price": 0}]})
+    assert response.status_code == 422 and response.get_json()["error"] == "zero_total"
+
+
+def test_one_customer_cannot_hold_unbounded_unpaid_orders(orders: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUSTOMER_OPEN_ORDERS", "2")
+    monkeypatch.setenv("CUSTOMER_OPEN_UNITS", "5")
+    config.settings.cache_clear()
+    try:
+        place(orders, ("TSHIRT-1", 1), customer="hoarder")
+        too_many_units = orders.post("/orders", json=order_body(("MUG-1", 5), customer="hoarder"))
+        assert too_many_units.status_code == 409 and too_many_units.get_json()["error"] == "open_unit_limit"
+        place(orders, ("TSHIRT-1", 1), customer="hoarder")
+        third = orders.post("/orders", json=order_body(("TSHIRT-1", 1), customer="hoarder"))
+        assert third.status_code == 409 and third.get_json()["error"] == "open_order_limit"
+        place(orders, ("TSHIRT-1", 1), customer="someone-else")
+    finally:
+        monkeypatch.undo()
+        config.settings.cache_clear()

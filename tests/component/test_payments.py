@@ -21,7 +21,7 @@ from stripe_fixtures import (  # noqa: F401 - fixtures
     stripe_event,
     stripe_webhooks,
 )
-from support import free_port
+from support import Tokens, free_port
 
 from functions.payments.gateway import reset_stripe_client, stripe_client
 from fusion import config, db
@@ -170,12 +170,13 @@ def test_an_order_created_event_with_an_unknown_currency_is_dead_lettered(pay: F
     assert deliver(pay, "record-order-for-payment", event) == 400
 
 
-def test_an_order_of_nothing_to_pay_is_paid_without_stripe(pay: FlaskClient) -> None:
+def test_an_order_of_nothing_to_pay_is_never_paid(pay: FlaskClient) -> None:
     order_id = confirmed_order(pay, total="0")
     payment = payment_of(pay, order_id)
-    assert payment["status"] == "succeeded" and payment["providerPaymentId"] is None
+    assert payment["status"] == "failed" and payment["failureCode"] == "zero_amount"
     assert intents_of(order_id) == []
-    assert [e["orderId"] for e in outbox("payment.succeeded")] == [order_id]
+    assert outbox("payment.succeeded") == []
+    assert [e["orderId"] for e in outbox("payment.failed")] == [order_id]
 
 
 @pytest.fixture
@@ -373,7 +374,7 @@ def test_post_payments_refuses_unknown_unpayable_and_invalid_requests(pay: Flask
 
 
 def test_payments_are_listed_by_order_and_status_and_read_by_id(pay: FlaskClient) -> None:
-    paid = confirmed_order(pay, total="0")
+    free = confirmed_order(pay, total="0")
     declined = confirmed_order(pay, customer="decline-bob")
     pending = confirmed_order(pay)
 
@@ -382,8 +383,8 @@ def test_payments_are_listed_by_order_and_status_and_read_by_id(pay: FlaskClient
         assert response.status_code == 200
         return [p["orderId"] for p in response.get_json()]
 
-    assert orders("") == [paid, declined, pending]
-    assert orders("?status=failed") == [declined]
+    assert orders("") == [free, declined, pending]
+    assert orders("?status=failed") == [free, declined]
     assert orders(f"?orderId={pending}&status=pending") == [pending]
     assert orders("?limit=1&offset=1") == [declined]
     assert pay.get("/payments?status=lost").status_code == 400
@@ -514,3 +515,17 @@ def test_the_reconciler_skips_an_intent_stripe_does_not_know(pay: FlaskClient, m
 def test_the_service_answers_health(pay: FlaskClient) -> None:
     response = pay.get("/health")
     assert response.status_code == 200 and response.get_json()["service"] == "payments"
+
+
+def test_a_customer_pays_and_reads_only_its_own_payments(pay: FlaskClient, tokens: Tokens) -> None:
+    alices = confirmed_order(pay, customer="alice")
+    confirmed_order(pay, customer="bob")
+    as_alice = {"Authorization": f"Bearer {tokens.customer('alice')}"}
+    as_bob = {"Authorization": f"Bearer {tokens.customer('bob')}"}
+    payment = payment_of(pay, alices)
+    assert pay.get(f"/payments/{payment['id']}", headers=as_alice).status_code == 200
+    assert pay.get(f"/payments/{payment['id']}", headers=as_bob).status_code == 404
+    assert pay.post("/payments", json={"orderId": alices}, headers=as_bob).status_code == 404
+    assert pay.post("/payments", json={"orderId": alices}, headers=as_alice).status_code == 201
+    assert [p["customerId"] for p in pay.get("/payments", headers=as_bob).get_json()] == ["bob"]
+    assert pay.post(f"/payments/{payment['id']}/refund", headers=as_alice).status_code == 403

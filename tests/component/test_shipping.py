@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from support import Tokens
 
 from functions.shipping.flow import UnknownTrackingNumber, advance_shipment
 from functions.shipping.rules import is_valid_tracking_number
@@ -291,3 +292,15 @@ def test_a_payment_event_with_a_bad_payload_is_dead_lettered(ship: FlaskClient) 
 def test_the_service_answers_health(ship: FlaskClient) -> None:
     response = ship.get("/health")
     assert response.status_code == 200 and response.get_json()["service"] == "shipping"
+
+
+def test_a_customer_sees_only_its_own_shipments_and_labels(ship: FlaskClient, tokens: Tokens) -> None:
+    _, alices = paid_order(ship, customer="alice")
+    paid_order(ship, customer="bob")
+    as_alice = {"Authorization": f"Bearer {tokens.customer('alice')}"}
+    as_bob = {"Authorization": f"Bearer {tokens.customer('bob')}"}
+    for path in (f"/shipments/{alices['id']}", f"/shipments/{alices['id']}/label"):
+        assert ship.get(path, headers=as_alice).status_code == 200
+        assert ship.get(path, headers=as_bob).status_code == 404
+    assert [s["customerId"] for s in ship.get("/shipments", headers=as_bob).get_json()] == ["bob"]
+    assert ship.get(f"/tracking/{alices['trackingNumber']}", headers={"Authorization": ""}).status_code == 200

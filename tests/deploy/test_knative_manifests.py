@@ -322,3 +322,17 @@ def test_secrets_are_only_templates_outside_the_applied_folders(env: Environment
 def test_platform_files_apply_the_namespace_first(env: Environment) -> None:
     platform = sorted(path.name for path in (KNATIVE_DIR / environment_path(env) / "platform").glob("*.yaml"))
     assert platform[0] == "00-namespace.yaml"
+
+
+def test_every_process_reads_the_identity_provider_by_reference(documents: list[Manifest], env: Environment) -> None:
+    [config] = [doc for doc in of_kind(documents, "ConfigMap") if doc["metadata"]["name"] == "fusion-config"]
+    assert config["data"]["OIDC_ISSUER"].startswith("https://") and config["data"]["OIDC_AUDIENCE"]
+    readers = [doc for doc in documents if doc["kind"] in ("Service", "Deployment", "Job")
+               and any(e.get("name") == "FUSION_ENV" for c in _containers(doc) for e in c.get("env", []))]
+    assert readers
+    for doc in readers:
+        for container in _containers(doc):
+            env_vars = {e["name"]: e for e in container.get("env", [])}
+            for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_SCOPE_CLAIM"):
+                assert env_vars[name]["valueFrom"]["configMapKeyRef"] == {"name": "fusion-config", "key": name}, (
+                    doc["metadata"]["name"], name)

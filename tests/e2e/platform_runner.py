@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from support import Tokens, customer_in, free_port
 
+from fusion.local.issuer import IssuerKey, remembered_issuer
 from fusion.local.process import ManagedProcess
 from fusion.migrate import upgrade
 from fusion.registry import service_named
@@ -30,6 +32,7 @@ class RunningPlatform:
     process: subprocess.Popen[str]
     offset: int
     output: Path
+    tokens: Tokens | None = None  # of the platform's own issuer, once it is up
 
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{service_named(service).port + self.offset}{path}"
@@ -37,8 +40,8 @@ class RunningPlatform:
     def request(self, method: str, service: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url(service, path), data=data, method=method,
-                                         headers={"Content-Type": "application/json", **(headers or {})})
+        headers = {"Content-Type": "application/json", **self._authorization(body), **(headers or {})}
+        request = urllib.request.Request(self.url(service, path), data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
                 raw = response.read()
@@ -46,6 +49,14 @@ class RunningPlatform:
         except urllib.error.HTTPError as error:
             raw, status = error.read(), error.code
         return status, (json.loads(raw) if raw and raw[:1] in b"[{" else raw)
+
+    def _authorization(self, body: Any) -> dict[str, str]:
+        """A real token of the platform's issuer: the customer the body names, else staff with every scope."""
+        if self.tokens is None:
+            return {}
+        customer = customer_in(body)
+        token = self.tokens.customer(customer) if customer else self.tokens.all_staff()
+        return {"Authorization": f"Bearer {token}"}
 
     def get(self, service: str, path: str) -> Any:
         status, body = self.request("GET", service, path)
@@ -86,7 +97,21 @@ def start_platform(env: dict[str, str], offset: int, output: Path, timeout: floa
             running.stop()
             raise RuntimeError(f"fusion dev did not start:\n{output.read_text()[-4000:]}")
         time.sleep(0.2)
+    return with_local_tokens(running, full_env)
+
+
+def with_local_tokens(running: RunningPlatform, env: dict[str, str]) -> RunningPlatform:
+    """Sign the platform's requests with tokens of the issuer it runs (when it runs its own)."""
+    state_dir = Path(env.get("FUSION_STATE_DIR") or PROJECT_ROOT / ".fusion")
+    issuer = remembered_issuer(state_dir)
+    if issuer is not None and not env.get("OIDC_ISSUER"):
+        running.tokens = Tokens(IssuerKey.load_or_create(state_dir), *issuer)
     return running
+
+
+# empty: the platform runs its own OIDC issuer, on a port of its own
+def own_issuer() -> dict[str, str]:
+    return {"OIDC_ISSUER": "", "OIDC_AUDIENCE": "", "FUSION_ISSUER_PORT": str(free_port())}
 
 
 def eventually(probe: Callable[[], Any], accept: Callable[[Any], bool], timeout: float = 30.0) -> Any:
@@ -121,6 +146,7 @@ def launch(database_url: str, brokers: str, state_dir: Path, offset: int, output
         # empty: the platform starts its own localstripe, whatever other tests left in the environment
         "STRIPE_SECRET_KEY": "", "STRIPE_API_BASE": "", "STRIPE_WEBHOOK_SECRET": "", "STRIPE_AUTO_CONFIRM": "",
         "LOG_LEVEL": "info",
+        **own_issuer(),
         **extra,
     }
     return start_platform(env, offset, output)

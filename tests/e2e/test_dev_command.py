@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import psutil
-from platform_runner import PROJECT_ROOT, RunningPlatform, eventually
+from platform_runner import PROJECT_ROOT, RunningPlatform, eventually, own_issuer, with_local_tokens
 from support import free_port
 
 OFFSET = 300
@@ -26,7 +26,7 @@ def start_make_dev(env: dict[str, str], output: Path) -> RunningPlatform:
     while "is ready" not in output.read_text():
         assert process.poll() is None and time.monotonic() < deadline, output.read_text()[-4000:]
         time.sleep(0.2)
-    return running
+    return with_local_tokens(running, {**os.environ, **env})
 
 
 def press_ctrl_c(running: RunningPlatform) -> float:
@@ -56,7 +56,7 @@ def test_make_dev_runs_the_flow_stops_cleanly_and_keeps_its_data(tmp_path: Path)
     env = {
         "FUSION_STATE_DIR": str(state), "FUSION_PORT_OFFSET": str(OFFSET), "FUSION_PG_PORT": str(pg_port),
         "FUSION_BROKER_PORT": str(broker_port), "FUSION_STRIPE_PORT": str(stripe_port),
-        "DATABASE_URL": "", "KAFKA_BROKERS": "", "STRIPE_SECRET_KEY": "",
+        "DATABASE_URL": "", "KAFKA_BROKERS": "", "STRIPE_SECRET_KEY": "", **own_issuer(),
     }
     markers = [str(state), f"127.0.0.1:{broker_port}", f"--port {3000 + OFFSET}", f"--port={stripe_port}",
                f"--port {stripe_port}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+from pathlib import Path
 
 import pytest
 from platform_runner import RunningPlatform
@@ -32,6 +33,13 @@ def unused_port_offset() -> int:
     raise RuntimeError("no free range of service ports found")
 
 
+def credentials(platform: RunningPlatform) -> list[str]:
+    """Tokens of the platform's own issuer, as an operator passes them after a deploy."""
+    assert platform.tokens is not None
+    return ["--staff-token", platform.tokens.staff("catalog:write"),
+            "--customer-token", platform.tokens.customer("smoke-e2e")]
+
+
 def step_lines(output: str) -> dict[str, str]:
     """The printed line of each step, by step name."""
     lines = {}
@@ -44,7 +52,7 @@ def step_lines(output: str) -> dict[str, str]:
 
 def test_every_step_passes_on_the_running_platform(platform: RunningPlatform,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    code = smoke.main(["--port-offset", str(platform.offset)])
+    code = smoke.main(["--port-offset", str(platform.offset), *credentials(platform)])
     output = capsys.readouterr().out
     assert code == 0, output
     lines = step_lines(output)
@@ -56,7 +64,7 @@ def test_every_step_passes_on_the_running_platform(platform: RunningPlatform,
 
 def test_a_platform_that_is_not_there_fails_fast_with_the_url(capsys: pytest.CaptureFixture[str]) -> None:
     offset = unused_port_offset()
-    code = smoke.main(["--port-offset", str(offset), "--timeout", "2"])
+    code = smoke.main(["--port-offset", str(offset), "--timeout", "2", "--staff-token", "x", "--customer-token", "y"])
     output = capsys.readouterr().out
     assert code == 1, output
     health = step_lines(output)["health"]
@@ -67,7 +75,7 @@ def test_a_platform_that_is_not_there_fails_fast_with_the_url(capsys: pytest.Cap
 
 
 def test_json_summary_lists_every_step(platform: RunningPlatform, capsys: pytest.CaptureFixture[str]) -> None:
-    code = smoke.main(["--port-offset", str(platform.offset), "--json"])
+    code = smoke.main(["--port-offset", str(platform.offset), "--json", *credentials(platform)])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0, summary
     assert summary["ok"] is True and summary["passed"] == len(smoke.STEPS) and summary["failed"] == 0
@@ -86,6 +94,14 @@ def test_json_summary_lists_every_step(platform: RunningPlatform, capsys: pytest
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert smoke.main(argv) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_without_tokens_or_a_local_issuer_it_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FUSION_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("SMOKE_STAFF_TOKEN", raising=False)
+    assert smoke.main(["--base-url", "https://shop.example"]) == 2
+    assert "--staff-token" in capsys.readouterr().err
 
 
 def test_service_urls_gateway_then_overrides() -> None:
