@@ -13,7 +13,7 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 dev: $(INSTALLED)
-	$(BIN)/fusion dev
+	$(BIN)/fusion dev $(DEV_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

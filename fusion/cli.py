@@ -17,7 +17,44 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _dev(args: argparse.Namespace) -> int:
     from fusion.local.platform import run
 
-    return run(PROJECT_ROOT)
+    return run(PROJECT_ROOT, empty=args.empty)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    """Remove the local state (database, logs, issuer key), so the next `fusion dev` starts fresh."""
+    import shutil
+
+    target = state_dir()
+    if not target.exists():
+        print(f"nothing to remove: {target} does not exist")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"fusion reset removes {target}; run it in a terminal or pass --yes", file=sys.stderr)
+            return 2
+        answer = input(f"remove {target} and every order, product and key in it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    if (target / "postgres" / "postmaster.pid").exists():
+        print(f"{target} is in use by a running fusion dev; stop it first", file=sys.stderr)
+        return 1
+    shutil.rmtree(target)
+    print(f"removed {target}; the next fusion dev starts fresh")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from fusion.variables import in_effect, markdown_table
+
+    if args.markdown:
+        print(markdown_table(), end="")
+        return 0
+    rows = in_effect(os.environ)
+    width = max(len(variable.name) for variable, _ in rows) + 2
+    for variable, value in rows:
+        print(f"{variable.name:<{width}}{value:<44} {variable.meaning}")
+    return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -207,7 +244,15 @@ def state_dir() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="run the whole platform locally").set_defaults(run=_dev)
+    dev = sub.add_parser("dev", help="run the whole platform locally")
+    dev.add_argument("--empty", action="store_true", help="do not load the sample catalog into a fresh state")
+    dev.set_defaults(run=_dev)
+    reset = sub.add_parser("reset", help="remove the local state (.fusion/): the next fusion dev starts fresh")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.set_defaults(run=_reset)
+    config = sub.add_parser("config", help="every environment variable, its value in effect and its meaning")
+    config.add_argument("--markdown", action="store_true", help="the table of the README instead")
+    config.set_defaults(run=_config)
     migrate = sub.add_parser("migrate", help="database migrations (Alembic)")
     migrate.add_argument("action", choices=["up", "status", "down"])
     migrate.add_argument("target", nargs="?", help="for down: a service (one step back), a revision or base")

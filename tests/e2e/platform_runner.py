@@ -88,7 +88,7 @@ def start_platform(env: dict[str, str], offset: int, output: Path, timeout: floa
     """`fusion dev` with the service ports shifted by `offset`; returns once it says it is ready."""
     full_env = {**os.environ, **env, "FUSION_PORT_OFFSET": str(offset), "PYTHONUNBUFFERED": "1"}
     sink = output.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "dev"], cwd=PROJECT_ROOT, env=full_env,
+    process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "dev", "--empty"], cwd=PROJECT_ROOT, env=full_env,
                                stdout=sink, stderr=subprocess.STDOUT, text=True)
     running = RunningPlatform(process, offset, output)
     deadline = time.monotonic() + timeout

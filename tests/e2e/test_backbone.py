@@ -78,3 +78,8 @@ def test_fifty_concurrent_orders_for_ten_in_stock(platform: RunningPlatform) -> 
     row = stock(platform, product["sku"])
     assert row["available"] == 0 and row["quantity"] >= 0 and row["reserved"] >= 0
     assert row["quantity"] - row["available"] == row["reserved"]
+
+
+def test_an_empty_start_has_no_sample_catalog(platform: RunningPlatform) -> None:
+    skus = [p["sku"] for p in platform.get("catalog", "/products?q=sample&limit=200")]
+    assert not [sku for sku in skus if sku.startswith("SAMPLE-")], "fusion dev --empty loads no sample catalog"

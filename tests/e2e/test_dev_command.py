@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import psutil
 from platform_runner import PROJECT_ROOT, RunningPlatform, eventually, own_issuer, with_local_tokens
 from support import free_port
+
+from fusion.local.sample import PRODUCTS, SKU_PREFIX
 
 OFFSET = 300
 
@@ -63,8 +66,11 @@ def test_make_dev_runs_the_flow_stops_cleanly_and_keeps_its_data(tmp_path: Path)
     first = start_make_dev(env, tmp_path / "first.out")
     try:
         table = first.output.read_text()
-        for part in ("catalog", "orders", "inventory", "relay", "router", "postgres", "broker"):
+        for part in ("catalog", "orders", "inventory", "relay", "router", "postgres", "broker", "issuer", "sample"):
             assert part in table
+        assert sample_skus(first) == SAMPLE_SKUS, "a fresh state gets the sample catalog"
+        [campaign] = first.get("group-commerce", "/campaigns?status=active")
+        assert campaign["maxParticipants"] == 20
         sku = f"KEEP-{uuid.uuid4().hex[:8]}"
         status, product = first.post("catalog", "/products", {"sku": sku, "name": "Kept", "price": 5, "currency":
                                                               "EUR", "inventory": 10})
@@ -84,6 +90,26 @@ def test_make_dev_runs_the_flow_stops_cleanly_and_keeps_its_data(tmp_path: Path)
         assert second.get("catalog", f"/products/{product['id']}")["sku"] == sku
         kept = second.get("orders", f"/orders/{order['id']}")
         assert kept["customerId"] == "c-keep" and kept["status"] != "created"
+        assert sample_skus(second) == SAMPLE_SKUS, "loaded once, not again on a restart"
     finally:
         press_ctrl_c(second)
     assert leftovers(markers) == []
+
+    reset = subprocess.run([sys.executable, "-m", "fusion.cli", "reset", "--yes"], cwd=PROJECT_ROOT,
+                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert reset.returncode == 0 and not state.exists(), reset.stderr
+    third = start_make_dev(env, tmp_path / "third.out")
+    try:
+        status, _ = third.request("GET", "catalog", f"/products/{product['id']}")
+        assert status == 404, "a reset state starts from nothing"
+        assert sample_skus(third) == SAMPLE_SKUS
+    finally:
+        press_ctrl_c(third)
+    assert leftovers(markers) == []
+
+
+SAMPLE_SKUS = sorted(SKU_PREFIX + suffix for suffix, *_ in PRODUCTS)
+
+
+def sample_skus(platform: RunningPlatform) -> list[str]:
+    return sorted(p["sku"] for p in platform.get("catalog", "/products?limit=200") if p["sku"].startswith(SKU_PREFIX))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from fusion.binding import Event
-from fusion.config import ConfigError, load_settings, to_sqlalchemy_url
+from fusion.config import ConfigError, check_service_secrets, load_settings, to_sqlalchemy_url
 from fusion.cron import Cron, CronError
 from fusion.dataplane import Attempt, Verdict, dead_letter, judge
 from fusion.money import MoneyError, percent_of, to_decimal, to_json_number, to_minor
@@ -40,7 +40,8 @@ def test_minor_units_back_to_decimals_and_percentages() -> None:
     assert percent_of(1999, Decimal("50")) == 1000  # 999.5 rounds half up
 
 
-OIDC = {"OIDC_ISSUER": "https://id.example.com/realms/shop", "OIDC_AUDIENCE": "fusioncommerce"}
+OIDC = {"OIDC_ISSUER": "https://id.example.com/realms/shop", "OIDC_AUDIENCE": "fusioncommerce",
+        "DATABASE_URL": "postgresql://app:s3cret@db.internal:5432/shop", "KAFKA_BROKERS": "redpanda-prod:9092"}
 
 
 def test_settings_defaults_follow_the_environment_table() -> None:
@@ -61,14 +62,38 @@ def test_settings_defaults_follow_the_environment_table() -> None:
         ({"STRIPE_SECRET_KEY": "pk_test_1"}, "STRIPE_SECRET_KEY"),
         ({"ORDER_HOLD_SECONDS": "soon"}, "ORDER_HOLD_SECONDS"),
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
-        ({"FUSION_ENV": "production"}, "OIDC_ISSUER and OIDC_AUDIENCE"),
-        ({"FUSION_ENV": "staging", "OIDC_ISSUER": OIDC["OIDC_ISSUER"]}, "OIDC_AUDIENCE"),
+        ({"FUSION_ENV": "production", **{k: v for k, v in OIDC.items() if not k.startswith("OIDC")}},
+         "OIDC_ISSUER and OIDC_AUDIENCE"),
+        ({"FUSION_ENV": "staging", **{k: v for k, v in OIDC.items() if k != "OIDC_AUDIENCE"}}, "OIDC_AUDIENCE"),
         ({"FUSION_ENV": "production", **OIDC, "OIDC_ISSUER": "http://id.example.com"}, "https"),
     ],
 )
 def test_bad_settings_fail_with_the_variable_named(env: dict[str, str], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_settings(env)
+
+
+@pytest.mark.parametrize(("env", "problem"), [
+    ({k: v for k, v in OIDC.items() if k != "DATABASE_URL"}, "DATABASE_URL must be set"),
+    ({**OIDC, "DATABASE_URL": "postgresql://postgres:postgres@localhost:5432/ecommerce"}, "DATABASE_URL is the public"),
+    ({k: v for k, v in OIDC.items() if k != "KAFKA_BROKERS"}, "KAFKA_BROKERS must be set"),
+])
+def test_outside_development_nothing_falls_back_to_a_local_default(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_settings({"FUSION_ENV": "production", **env})
+
+
+@pytest.mark.parametrize(("service", "env", "problem"), [
+    ("payments", {}, "STRIPE_SECRET_KEY must be set"),
+    ("payments", {"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_fusion_local"},
+     "STRIPE_WEBHOOK_SECRET is the public development default"),
+    ("shipping", {}, "SHIPPING_CARRIER_SECRET must be set"),
+])
+def test_a_service_refuses_to_start_without_its_secrets(service: str, env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        check_service_secrets(service, {"FUSION_ENV": "staging", **env})
+    check_service_secrets(service, {"FUSION_ENV": "development"})
+    check_service_secrets("catalog", {"FUSION_ENV": "production"})
 
 
 def test_development_falls_back_to_the_local_issuer() -> None:

@@ -1,0 +1,128 @@
+"""Every environment variable the platform reads, declared once: name, default per environment, meaning.
+
+`fusion config` prints them with the values in effect (secrets masked); the README's settings table
+is rendered from here (a test keeps the two equal, and fails when code reads a variable that is not
+declared). `fusion.config` takes its defaults from here and validates the values at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+REQUIRED = "required"  # outside development: the platform refuses to start without it
+NONE = ""
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    meaning: str
+    development: str = NONE  # default in development ("" = unset)
+    deployed: str | None = None  # default in staging/production; None = as in development
+    secret: bool = False
+    part: str = "every function"  # who reads it
+
+    @property
+    def outside_development(self) -> str:
+        return self.development if self.deployed is None else self.deployed
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("FUSION_ENV", "development, staging or production; set explicitly in every deployment",
+             "development", deployed=REQUIRED, part="every process"),
+    Variable("LOG_LEVEL", "debug, info, warn or error", "debug", deployed="info (staging), warn (production)",
+             part="every process"),
+    Variable("DATABASE_URL", "PostgreSQL, postgresql://…; `fusion dev` starts an embedded one when unset",
+             "postgresql://postgres:postgres@localhost:5432/ecommerce", deployed=REQUIRED, secret=True,
+             part="every process"),
+    Variable("DB_POOL_SIZE", "connections per process are twice this", "10"),
+    Variable("KAFKA_BROKERS", "host:port[,host:port…] of Redpanda/Kafka; `fusion dev` starts Tansu when unset",
+             "localhost:9092", deployed=REQUIRED, part="relay, router, `fusion topics`"),
+    Variable("STRIPE_SECRET_KEY", "sk_… or rk_…; `fusion dev` runs localstripe when unset", "sk_test_fusion_local",
+             deployed=REQUIRED, secret=True, part="payments"),
+    Variable("STRIPE_WEBHOOK_SECRET", "whsec_…, verifies Stripe's webhook signatures", "whsec_fusion_local",
+             deployed=REQUIRED, secret=True, part="payments"),
+    Variable("STRIPE_API_BASE", "another Stripe API address (localstripe)", NONE, part="payments"),
+    Variable("STRIPE_AUTO_CONFIRM", "true: confirm intents with a test card server-side (development only)",
+             NONE, part="payments"),
+    Variable("PAYMENTS_RECONCILE_AFTER_SECONDS", "age of a pending payment before it is checked with Stripe",
+             "60", part="payments"),
+    Variable("SHIPPING_CARRIER_SECRET", "shared secret carriers send as X-Carrier-Secret", NONE,
+             deployed=REQUIRED, secret=True, part="shipping"),
+    Variable("SHIPPING_PUBLIC_URL", "base of label URLs", "http://127.0.0.1:<shipping port>", part="shipping"),
+    Variable("SHIPPING_SENDER_ADDRESS", "the sender printed on labels", "FusionCommerce Warehouse…",
+             part="shipping"),
+    Variable("PUBLIC_BASE_URL", "the storefront's public address, used in notifications", "http://127.0.0.1"),
+    Variable("ORDER_HOLD_SECONDS", "how long a confirmed order waits for its payment before it is cancelled",
+             "900", part="orders"),
+    Variable("CUSTOMER_OPEN_ORDERS", "unpaid storefront orders one customer may hold at once", "10",
+             part="orders"),
+    Variable("CUSTOMER_OPEN_UNITS", "unpaid units one customer may hold at once", "500", part="orders"),
+    Variable("OIDC_ISSUER", "the token issuer (https:// outside development); `fusion dev` runs a local one",
+             "http://127.0.0.1:<FUSION_ISSUER_PORT>", deployed=REQUIRED, part="every process"),
+    Variable("OIDC_AUDIENCE", "the audience tokens must carry", "fusioncommerce", deployed=REQUIRED,
+             part="every process"),
+    Variable("OIDC_SCOPE_CLAIM", "the claim with the staff scopes, dotted for nested ones (realm_access.roles)",
+             "scope"),
+    Variable("THREADS", "gunicorn threads per function process (functions-framework)", "32 under `fusion dev`",
+             deployed="8"),
+    Variable("FUSION_PORT_OFFSET", "shifts every function port (3000-3005) by this much", "0", part="fusion dev"),
+    Variable("FUSION_PG_PORT", "embedded PostgreSQL's port (a free one is picked when the default is taken)",
+             "5432", part="fusion dev"),
+    Variable("FUSION_BROKER_PORT", "embedded broker's port (a free one is picked when the default is taken)",
+             "9092", part="fusion dev"),
+    Variable("FUSION_STRIPE_PORT", "localstripe's port (a free one is picked when the default is taken)", "8420",
+             part="fusion dev"),
+    Variable("FUSION_ISSUER_PORT", "local OIDC issuer's port (a free one is picked when the default is taken)",
+             "8430", part="fusion dev, fusion issuer"),
+    Variable("FUSION_STATE_DIR", "where the local platform keeps its data, logs and issuer key", ".fusion/",
+             part="fusion dev, token, reset"),
+    Variable("FUSION_ROUTER_READY_FILE", "a file the router writes once its consumer groups are assigned", NONE,
+             part="router"),
+    Variable("FUSION_SCHEDULE_INTERVAL", "seconds between scheduled runs instead of their cron (tests)", NONE,
+             part="router"),
+    Variable("FUSION_SERVICE_URL_TEMPLATE", "where the router reaches a service, e.g. http://{service}:{port}",
+             NONE, part="router"),
+    Variable("SMOKE_STAFF_TOKEN", "the staff token `fusion smoke` presents (catalog:write)", NONE, secret=True,
+             part="fusion smoke"),
+    Variable("SMOKE_CUSTOMER_TOKEN", "the customer token `fusion smoke` orders with", NONE, secret=True,
+             part="fusion smoke"),
+)
+BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+def default_of(name: str) -> str:
+    """The development default of a declared variable."""
+    return BY_NAME[name].development
+
+
+def masked(variable: Variable, value: str) -> str:
+    if not value or not variable.secret:
+        return value
+    return f"{value[:4]}… (set, {len(value)} characters)" if len(value) > 8 else "(set)"
+
+
+def in_effect(env: Mapping[str, str]) -> list[tuple[Variable, str]]:
+    """Each variable with the value the environment gives it (secrets masked), or its default."""
+    rows = []
+    for variable in VARIABLES:
+        given = env.get(variable.name)
+        value = masked(variable, given) if given else f"{variable.development or '-'} (default)"
+        rows.append((variable, value))
+    return rows
+
+
+def markdown_table() -> str:
+    lines = ["| variable | development default | staging / production | read by | meaning |",
+             "|---|---|---|---|---|"]
+    for v in VARIABLES:
+        deployed = v.outside_development
+        lines.append(f"| `{v.name}` | {_cell(v.development)} | {_cell(deployed)} | {v.part} | {v.meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: str) -> str:
+    if not value:
+        return "-"
+    return "**required**" if value == REQUIRED else f"`{value}`" if " " not in value else value
