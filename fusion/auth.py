@@ -190,11 +190,11 @@ class SigningKeys:
 
 
 class TokenVerifier:
-    def __init__(self, issuer: str, audience: str, scope_claim: str = "scope"):
+    def __init__(self, issuer: str, audience: str, scope_claim: str = "scope", keys: SigningKeys | None = None):
         self.issuer = issuer
         self.audience = audience
         self.scope_claim = scope_claim
-        self.keys = SigningKeys(issuer)
+        self.keys = keys or SigningKeys(issuer)
 
     def principal(self, authorization: str | None) -> Principal:
         """The caller an `Authorization` header names: anonymous without one, 401 for a bad one."""
@@ -242,6 +242,33 @@ def scopes_in(claims: Mapping[str, Any], claim: str) -> list[str]:
 
 _verifier: TokenVerifier | None = None
 _verifier_lock = threading.Lock()
+
+
+DELIVERY_AUDIENCE_PREFIX = "functions.fusioncommerce/"
+_delivery_verifiers: dict[tuple[str, str], TokenVerifier] = {}
+_delivery_keys: dict[str, SigningKeys] = {}
+
+
+def delivery_audience(function: str) -> str:
+    """The audience of the event plane's tokens for one function (a Trigger's `subscriber.audience`)."""
+    return DELIVERY_AUDIENCE_PREFIX + function
+
+
+def admit_delivery(function: str, authorization: str | None) -> str:
+    """Only the eventing data plane delivers events: a token of its issuer for this function's audience.
+
+    Returns the sender (the token's subject); raises Unauthenticated otherwise.
+    """
+    from fusion.config import settings
+
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("deliveries need the event plane's bearer token", code="unauthorized")
+    issuer, audience = settings().eventing_oidc_issuer, delivery_audience(function)
+    with _verifier_lock:
+        keys = _delivery_keys.setdefault(issuer, SigningKeys(issuer))
+        checker = _delivery_verifiers.setdefault((issuer, audience), TokenVerifier(issuer, audience, keys=keys))
+    return str(checker.claims(token.strip())["sub"])
 
 
 def verifier() -> TokenVerifier:

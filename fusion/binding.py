@@ -69,6 +69,8 @@ class Event:
             return json.loads(self.data) if self.data else None
         except ValueError as exc:
             raise InvalidEvent(f"event data is not JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidEvent("event data is nested too deeply") from None
 
     def with_attributes(self, **extra: str) -> Event:
         return Event({**self.attributes, **extra}, self.data)
@@ -180,6 +182,8 @@ def from_structured(body: bytes) -> Event:
         envelope = json.loads(body)
     except ValueError as exc:
         raise InvalidEvent(f"structured CloudEvent is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEvent("structured CloudEvent is nested too deeply") from None
     if not isinstance(envelope, dict):
         raise InvalidEvent("structured CloudEvent must be a JSON object")
     data: bytes | None = None

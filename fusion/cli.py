@@ -8,8 +8,12 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fusion.config import ConfigError
+
+if TYPE_CHECKING:
+    from fusion.local.issuer import DeliveryTokens
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,7 +112,7 @@ def _router(args: argparse.Namespace) -> int:
     interval = float(os.environ.get("FUSION_SCHEDULE_INTERVAL", "0")) or None
     base_url = service_url_from(os.environ.get("FUSION_SERVICE_URL_TEMPLATE"))
     router = Router(list(load_all().values()), settings().kafka_brokers, base_url=base_url,
-                    schedule_interval=interval)
+                    schedule_interval=interval, tokens=_delivery_tokens())
     router.start()
     if not router.wait_until_assigned(60):
         print("warning: some consumer groups were not assigned within 60 s", file=sys.stderr)
@@ -120,6 +124,18 @@ def _router(args: argparse.Namespace) -> int:
         router.close()
 
     return _run_until_signal(serve_until)
+
+
+def _delivery_tokens() -> DeliveryTokens | None:
+    """The router's sender identity: tokens of the local issuer, whose key `fusion dev` keeps."""
+    from fusion.config import settings
+    from fusion.local.issuer import KEY_FILE, DeliveryTokens, IssuerKey
+
+    if not (state_dir() / KEY_FILE).exists():
+        print(f"warning: no issuer key in {state_dir()}: deliveries carry no token and handlers will refuse them",
+              file=sys.stderr)
+        return None
+    return DeliveryTokens(IssuerKey.load_or_create(state_dir()), settings().eventing_oidc_issuer)
 
 
 def _log_as(part: str) -> None:

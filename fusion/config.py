@@ -40,6 +40,7 @@ class Settings:
     oidc_issuer: str
     oidc_audience: str
     oidc_scope_claim: str
+    eventing_oidc_issuer: str  # who signs the event plane's delivery tokens
     customer_open_orders: int  # unpaid storefront orders one customer may hold at once
     customer_open_units: int  # and units across them
 
@@ -111,6 +112,14 @@ def _oidc(env: Mapping[str, str], environment: str) -> tuple[str, str]:
     return issuer or local_issuer_url(env), audience or DEFAULT_AUDIENCE
 
 
+def _eventing_issuer(env: Mapping[str, str], environment: str) -> str:
+    """The issuer of delivery tokens: the cluster's service-account issuer, or locally the local issuer."""
+    issuer = env.get("EVENTING_OIDC_ISSUER", "").strip().rstrip("/")
+    if not issuer and environment != "development":
+        raise ConfigError(f"EVENTING_OIDC_ISSUER must be set outside development (FUSION_ENV={environment})")
+    return issuer or local_issuer_url(env)
+
+
 def _deployed_value(env: Mapping[str, str], name: str, environment: str) -> None:
     """Outside development a setting must be given, and not as the public development default."""
     value = env.get(name, "").strip()
@@ -141,6 +150,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not stripe_key.startswith(("sk_", "rk_")):
         raise ConfigError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)")
     issuer, audience = _oidc(env, environment)
+    eventing_issuer = _eventing_issuer(env, environment)
     return Settings(
         environment=environment,
         log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, DEFAULT_LOG_LEVEL[environment]),
@@ -155,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         oidc_issuer=issuer,
         oidc_audience=audience,
         oidc_scope_claim=env.get("OIDC_SCOPE_CLAIM", "").strip() or default_of("OIDC_SCOPE_CLAIM"),
+        eventing_oidc_issuer=eventing_issuer,
         customer_open_orders=_positive_int(env, "CUSTOMER_OPEN_ORDERS", int(default_of("CUSTOMER_OPEN_ORDERS"))),
         customer_open_units=_positive_int(env, "CUSTOMER_OPEN_UNITS", int(default_of("CUSTOMER_OPEN_UNITS"))),
     )

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
 
 from fusion import logs
-from fusion.auth import ANONYMOUS, Access, Principal, acting_as, caller, stop_acting, verifier
+from fusion.auth import ANONYMOUS, Access, Principal, acting_as, admit_delivery, caller, stop_acting, verifier
 from fusion.binding import Event, InvalidEvent, from_http
 from fusion.config import check_service_secrets, settings
 from fusion.db import database_reachable
@@ -26,7 +27,7 @@ from fusion.errors import DomainError
 from fusion.registry import SCHEDULED_RUNS, Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
 from fusion.topics import PING_TYPE, topic
 from fusion.uow import UnitOfWork, current_traceparent, unit_of_work
-from fusion.web import ApiError, http_error, json_response, utc_now
+from fusion.web import ApiError, http_error, is_printable, json_response, limit_body, utc_now
 
 HttpFunction = Callable[[flask.Request], flask.Response]
 QueryFn = Callable[[flask.Request, dict[str, str]], flask.Response]
@@ -98,6 +99,7 @@ def _wrap(spec: FunctionSpec, serve: Callable[[flask.Request], flask.Response]) 
         token = current_traceparent.set(request.headers.get("traceparent"))
         acting = None
         try:
+            limit_body(request)
             acting = acting_as(_identify(spec, request))
             with logs.log_context(service=spec.service, function=spec.name):
                 return serve(request)
@@ -128,6 +130,8 @@ def _routes(routes: Iterable[str]) -> tuple[Route, ...]:
 
 def find_route(specs: Iterable[FunctionSpec], method: str, path: str) -> tuple[FunctionSpec, dict[str, str]]:
     """The function whose route matches, with the path parameters; 405 when only the method differs, else 404."""
+    if not is_printable(path):  # control characters name nothing (and PostgreSQL refuses NUL)
+        raise _no_route(method, path)
     method_differs = False
     for spec in specs:
         for route in spec.routes:
@@ -137,7 +141,11 @@ def find_route(specs: Iterable[FunctionSpec], method: str, path: str) -> tuple[F
             method_differs = method_differs or bool(route.pattern.match(path))
     if method_differs:
         raise ApiError(405, f"{method} is not allowed on {path}")
-    raise ApiError(404, f"no route for {method} {path}")
+    raise _no_route(method, path)
+
+
+def _no_route(method: str, path: str) -> ApiError:
+    return ApiError(404, f"no route for {method} {path}")
 
 
 def _match(spec: FunctionSpec, request: flask.Request) -> dict[str, str]:
@@ -211,8 +219,8 @@ def _request_hash(request: flask.Request) -> str:
 
 
 def _claim_idempotency_key(uow: UnitOfWork, scope: str, key: str, request: flask.Request) -> flask.Response | None:
-    if len(key) > 255:
-        raise ApiError(400, "Idempotency-Key must be at most 255 characters", field="Idempotency-Key")
+    if len(key) > 255 or not is_printable(key):
+        raise ApiError(400, "Idempotency-Key must be at most 255 printable characters", field="Idempotency-Key")
     request_hash = _request_hash(request)
     claimed = uow.execute(
         f"INSERT INTO {uow.schema}.idempotency_keys (scope, key, request_hash, status, body) "
@@ -269,6 +277,7 @@ def event_handler(name: str, *, service: str, topics: Iterable[str], delivery: D
         handled = {topic(t).type for t in spec.topics}
 
         def serve(request: flask.Request) -> flask.Response:
+            admit_delivery(spec.name, request.headers.get("Authorization"))
             event = _read_event(request)
             if event.type not in handled:
                 log.warning("ignored event of type %s: %s handles %s", event.type, name, sorted(handled))
@@ -300,6 +309,7 @@ def scheduled(name: str, *, service: str, schedule: str, delivery: Delivery | No
                            summary or (fn.__doc__ or "").strip(), fn.__name__)
 
         def serve(request: flask.Request) -> flask.Response:
+            admit_delivery(spec.name, request.headers.get("Authorization"))
             event = _read_event(request)
             if event.type != PING_TYPE:
                 log.warning("ignored event of type %s: %s runs on %s", event.type, name, PING_TYPE)
@@ -336,7 +346,34 @@ def service_dispatcher(service: str) -> HttpFunction:
         return _call(spec.name, request)
 
     serve.__name__ = "serve"
+    _guard_every_path()
     return serve
+
+
+def _guard_every_path() -> None:
+    """Refuse oversized bodies and answer Werkzeug's own refusals (a path its `<path:path>` rule cannot match,
+    such as one with a newline; /robots.txt) in the JSON error shape, on every path of the app.
+
+    functions-framework runs main.py, which builds the dispatcher, inside the app it is creating, so this
+    holds for a service process and for a single-function one (FUNCTION_TARGET) alike.
+    """
+    if flask.has_app_context():
+        flask.current_app.before_request(_body_within_limit)
+        flask.current_app.register_error_handler(HTTPException, _json_http_error)
+
+
+def _body_within_limit() -> flask.Response | None:
+    try:
+        limit_body(flask.request)
+    except ApiError as exc:
+        return exc.response()
+    return None
+
+
+def _json_http_error(error: HTTPException) -> flask.Response:
+    if error.code == 404:
+        return _no_route(flask.request.method, flask.request.path).response()
+    return ApiError(error.code or 500, error.description or error.name).response()
 
 
 

@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from fusion.binding import Event, to_kafka
+from fusion.config import ConfigError
 
 log = logging.getLogger("fusion.kafka")
 DeliveryCallback = Callable[[Any, Any], None]
+PROTOCOLS = ("plaintext", "ssl", "sasl_ssl", "sasl_plaintext")
+MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+def security(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """librdkafka's TLS and SASL settings from the environment; plaintext is for development only."""
+    env = os.environ if env is None else env
+    environment = env.get("FUSION_ENV", "").strip().lower() or "development"
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "").strip().lower() or "plaintext"
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+    if environment != "development" and protocol != "sasl_ssl":
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL must be sasl_ssl outside development (FUSION_ENV={environment})")
+    config = {"security.protocol": protocol}
+    if protocol.startswith("sasl"):
+        mechanism = env.get("KAFKA_SASL_MECHANISM", "").strip().upper() or MECHANISMS[0]
+        if mechanism not in MECHANISMS:
+            raise ConfigError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(MECHANISMS)}; got {mechanism!r}")
+        user, password = env.get("KAFKA_SASL_USERNAME", "").strip(), env.get("KAFKA_SASL_PASSWORD", "")
+        if not user or not password:
+            raise ConfigError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set for SASL")
+        config.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password})
+    if protocol.endswith("ssl") and env.get("KAFKA_SSL_CA_LOCATION", "").strip():
+        config["ssl.ca.location"] = env["KAFKA_SSL_CA_LOCATION"].strip()
+    return config
 
 
 def produce(kafka: Producer, topic: str, event: Event, on_delivery: DeliveryCallback | None = None) -> None:
@@ -27,6 +54,7 @@ def produce(kafka: Producer, topic: str, event: Event, on_delivery: DeliveryCall
 def producer(brokers: str, **overrides: Any) -> Producer:
     config: dict[str, Any] = {
         "bootstrap.servers": brokers,
+        **security(),
         "enable.idempotence": False,
         "acks": "all",
         "linger.ms": 1,
@@ -44,6 +72,7 @@ def producer(brokers: str, **overrides: Any) -> Producer:
 def consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
     config: dict[str, Any] = {
         "bootstrap.servers": brokers,
+        **security(),
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -64,7 +93,7 @@ def consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
 
 def ensure_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 10.0) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created."""
-    admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": 5000})
+    admin = AdminClient({"bootstrap.servers": brokers, **security(), "socket.timeout.ms": 5000})
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [name for name in names if name not in existing]
     if not missing:

@@ -36,21 +36,48 @@ def exponent(currency: str) -> int:
     return _EXPONENTS[normalise_currency(currency)]
 
 
-def to_minor(amount: object, currency: str) -> int:
-    """Decimal amount → integer minor units; refuses precision the currency does not have."""
-    if isinstance(amount, bool) or not isinstance(amount, int | float | str | Decimal):
-        raise MoneyError("must be a number")
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise MoneyError("must be a number") from None
+# Bounds checked before any arithmetic: `int()` of 1e999990 alone burns half a minute of CPU.
+MAX_AMOUNT = Decimal(10) ** 13  # major units; far above any real price, far below BIGINT in minor units
+MAX_DIGITS = 40  # significant digits; more than any currency needs, so extra ones meet the currency's own rule
+MAX_TEXT = 100  # characters of an amount given as text, checked before parsing it
+
+
+def bounded_decimal(amount: object) -> Decimal:
+    """`amount` as an exact Decimal small enough to compute with: finite, below MAX_AMOUNT in absolute
+    value, with at most MAX_DIGITS digits and decimal places; MoneyError otherwise."""
+    value = _parsed(amount)
     if not value.is_finite():
         raise MoneyError("must be a finite number")
+    _, digits, places = value.as_tuple()
+    if len(digits) > MAX_DIGITS:
+        raise MoneyError(f"has more than {MAX_DIGITS} digits")
+    if -int(places) > MAX_DIGITS:
+        raise MoneyError(f"has more than {MAX_DIGITS} decimal places")
+    if abs(value) >= MAX_AMOUNT or int(places) > MAX_AMOUNT.adjusted():
+        raise MoneyError(f"must be less than {MAX_AMOUNT:f} in absolute value")
+    return value
+
+
+def _parsed(amount: object) -> Decimal:
+    if isinstance(amount, bool) or not isinstance(amount, int | float | str | Decimal):
+        raise MoneyError("must be a number")
+    if isinstance(amount, str) and len(amount) > MAX_TEXT:
+        raise MoneyError(f"has more than {MAX_DIGITS} digits")
+    try:
+        return Decimal(str(amount) if isinstance(amount, float) else amount)  # a float as written: 19.99
+    except InvalidOperation:
+        raise MoneyError("must be a number") from None
+
+
+def to_minor(amount: object, currency: str) -> int:
+    """Decimal amount → integer minor units; refuses precision the currency does not have."""
+    value = bounded_decimal(amount)
     places = exponent(currency)
-    minor = value.scaleb(places)
-    if minor != minor.to_integral_value():
+    # Rounded to the currency's places and compared exactly: the context (28 digits) never rounds away a digit.
+    whole = value.quantize(Decimal(1).scaleb(-places))
+    if whole != value:
         raise MoneyError(f"has more than {places} decimal places, which {currency.upper()} does not allow")
-    return int(minor)
+    return int(whole.scaleb(places))
 
 
 def to_decimal(minor: int, currency: str) -> Decimal:

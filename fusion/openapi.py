@@ -79,6 +79,7 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
                        "without the needed scope)."),
     404: ("NotFound", "No such resource."),
     409: ("Conflict", "The resource's state does not allow this."),
+    413: ("PayloadTooLarge", "The request body is over the limit (1 MiB)."),
     422: ("Unprocessable", "Well-formed but refused, e.g. the Idempotency-Key was already used with a "
                            "different request, or an order's price differs from the catalog's."),
     503: ("Unavailable", "The database is unreachable; try again."),
@@ -164,7 +165,7 @@ def _operation(spec: FunctionSpec, route: Route, operation_id: str, schemas: dic
     # A command's Idempotency-Key is validated too (400), so every command can answer 400.
     errors = {400} if body is not None or query or is_command else set()
     errors |= {404} if path_names else set()
-    errors |= {409, 422} if is_command else set()
+    errors |= {409, 413, 422} if is_command else set()
     errors |= _declare_access(spec, operation)
     operation["responses"] = _responses(is_command, errors | {503})
     return operation

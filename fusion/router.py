@@ -18,16 +18,20 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
+from fusion.auth import delivery_audience
 from fusion.binding import Event, from_kafka, now_iso, to_http
 from fusion.cron import Cron
 from fusion.dataplane import Attempt, Verdict, dead_letter, judge, reply_event
 from fusion.kafka import consumer, produce, producer
 from fusion.registry import Delivery, FunctionSpec
 from fusion.topics import DLQ_SUFFIX, PING_TYPE, ping_source_address, topic, topic_for_type
+
+if TYPE_CHECKING:
+    from fusion.local.issuer import DeliveryTokens
 
 log = logging.getLogger("fusion.router")
 LANES = 8
@@ -41,13 +45,14 @@ class Subscription:
     topics: tuple[str, ...]
     types: frozenset[str]
     delivery: Delivery
+    audience: str  # of the delivery token the handler checks
 
 
 def subscriptions(specs: list[FunctionSpec], base_url: Callable[[FunctionSpec], str]) -> list[Subscription]:
     """One subscription per event handler, from the registry."""
     return [
         Subscription(spec.name, base_url(spec) + spec.event_path, spec.topics,
-                     frozenset(topic(t).type for t in spec.topics), spec.policy)
+                     frozenset(topic(t).type for t in spec.topics), spec.policy, delivery_audience(spec.name))
         for spec in specs
         if spec.kind == "cloudevent"
     ]
@@ -67,15 +72,18 @@ def service_url_from(template: str | None) -> Callable[[FunctionSpec], str]:
 class Sender:
     """HTTP delivery with retries, backoff and dead letters, shared by events and pings."""
 
-    def __init__(self, kafka_producer: Any, stop: threading.Event):
+    def __init__(self, kafka_producer: Any, stop: threading.Event, tokens: DeliveryTokens | None = None):
         self.http = urllib3.PoolManager(maxsize=LANES * 4, retries=False)
         self.producer = kafka_producer
         self.stop = stop
+        self.tokens = tokens  # the sender identity handlers check; None sends none (they refuse then)
         self.delivered = 0
         self.dead_lettered = 0
 
-    def post(self, url: str, event: Event, timeout: float) -> Attempt:
+    def post(self, url: str, event: Event, timeout: float, audience: str | None = None) -> Attempt:
         headers, body = to_http(event)
+        if self.tokens is not None and audience is not None:
+            headers["Authorization"] = self.tokens.authorization(audience)
         try:
             response = self.http.request("POST", url, body=body, headers=headers, timeout=timeout,
                                          preload_content=True)
@@ -83,10 +91,11 @@ class Sender:
             return Attempt(None, {}, b"", error=str(exc))
         return Attempt(response.status, dict(response.headers), response.data or b"")
 
-    def deliver(self, event: Event, url: str, policy: Delivery, dlq: str | None) -> Verdict:
+    def deliver(self, event: Event, url: str, policy: Delivery, dlq: str | None,
+                audience: str | None = None) -> Verdict:
         retry = 0
         while True:
-            attempt = self.post(url, event, policy.timeout)
+            attempt = self.post(url, event, policy.timeout, audience)
             verdict = judge(attempt)
             if verdict is Verdict.REPLY:
                 self.publish(reply_event(attempt))
@@ -257,7 +266,7 @@ class HandlerConsumer:
             return
         if event.type not in self.sub.types:
             return  # the Trigger's type filter
-        self.sender.deliver(event, self.sub.url, self.sub.delivery, message.topic() + DLQ_SUFFIX)
+        self.sender.deliver(event, self.sub.url, self.sub.delivery, message.topic() + DLQ_SUFFIX, self.sub.audience)
 
 
 def ping_event(spec: FunctionSpec, namespace: str = "local") -> Event:
@@ -286,7 +295,7 @@ class Scheduler:
     def fire(self, spec: FunctionSpec) -> None:
         self.fired += 1
         self.sender.deliver(ping_event(spec), self.base_url(spec) + spec.event_path, spec.policy,
-                            dlq=None)
+                            dlq=None, audience=delivery_audience(spec.name))
 
     def run(self) -> None:
         last_minute = None
@@ -307,9 +316,10 @@ class Scheduler:
 
 class Router:
     def __init__(self, specs: list[FunctionSpec], brokers: str, *,
-                 base_url: Callable[[FunctionSpec], str] = local_url, schedule_interval: float | None = None):
+                 base_url: Callable[[FunctionSpec], str] = local_url, schedule_interval: float | None = None,
+                 tokens: DeliveryTokens | None = None):
         self.stop = threading.Event()
-        self.sender = Sender(producer(brokers), self.stop)
+        self.sender = Sender(producer(brokers), self.stop, tokens)
         self.consumers = [HandlerConsumer(sub, brokers, self.sender, self.stop)
                           for sub in subscriptions(specs, base_url)]
         self.scheduler = Scheduler(specs, self.sender, base_url, self.stop, schedule_interval)

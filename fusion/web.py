@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any, ClassVar, NoReturn, TypeVar
 
 import flask
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from fusion.errors import (
@@ -23,16 +25,53 @@ from fusion.errors import (
     Unauthenticated,
     Unavailable,
 )
-from fusion.money import json_number
+from fusion.money import MoneyError, bounded_decimal, json_number
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any real order or event, far below a memory problem
+MAX_DEPTH = 32  # JSON nesting; the deepest real body is three levels
+# Control characters (C0, DEL, C1): PostgreSQL refuses NUL, and none belongs in a name or an id.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_FREE_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tabs, line breaks allowed
+NO_CONTROL_CHARACTERS = "must not contain control characters"
+
+
+def _holds_control(value: object, pattern: re.Pattern[str]) -> bool:
+    """Whether `value`, or any text in the lists and mappings it holds, has a character `pattern` refuses."""
+    if isinstance(value, str):
+        return pattern.search(value) is not None
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_control(item, pattern) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_control(key, pattern) or _holds_control(item, pattern) for key, item in value.items())
+    return False  # nested bodies check their own fields
+
+
+def is_printable(text: str) -> bool:
+    """Text without control characters: what an id, a name or a query may be."""
+    return _CONTROL.search(text) is None
+
 
 class Body(BaseModel):
-    """Every JSON request body: camelCase names (snake_case accepted too), extra fields ignored, text trimmed."""
+    """Every JSON request body: camelCase names (snake_case accepted too), extra fields ignored, text trimmed,
+    no control characters in any text (tabs and line breaks only in the fields named in `free_text`)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, alias_generator=to_camel,
                               populate_by_name=True)
+    free_text: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*")
+    @classmethod
+    def _printable(cls, value: Any, info: ValidationInfo) -> Any:
+        pattern = _CONTROL_IN_FREE_TEXT if info.field_name in cls.free_text else _CONTROL
+        if _holds_control(value, pattern):
+            raise ValueError(NO_CONTROL_CHARACTERS)
+        return value
+
+
+# A decimal in a body, bounded (digits, exponent, size) before pydantic or any flow computes with it.
+Amount = Annotated[Decimal, BeforeValidator(bounded_decimal)]
 
 
 class ApiError(Exception):
@@ -59,6 +98,7 @@ _DEFAULT_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "unprocessable",
     503: "unavailable",
@@ -107,6 +147,23 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return flask.Response(dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
+def limit_body(request: flask.Request) -> None:
+    """413 for a body over MAX_BODY_BYTES: refused by its Content-Length before any of it is read, and a
+    chunked one read no further than the limit. The body read is kept for every later reader."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        _refuse_body(request)
+    # Werkzeug stops a chunked body at the maximum without a word: one byte more tells one too large.
+    request.max_content_length = MAX_BODY_BYTES + 1
+    if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+        _refuse_body(request)
+
+
+def _refuse_body(request: flask.Request) -> NoReturn:
+    # functions-framework reads the body after every answer: an empty stream keeps it from reading this one.
+    request.stream = io.BytesIO()
+    raise ApiError(413, f"body: must be at most {MAX_BODY_BYTES} bytes", code="payload_too_large", field="body")
+
+
 def read_json_object(request: flask.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
     raw = request.get_data(cache=True)
@@ -114,11 +171,27 @@ def read_json_object(request: flask.Request) -> dict[str, Any]:
         raise Invalid("body", "must be a JSON object")
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise Invalid("body", "nested too deeply") from None
     except ValueError as exc:
         raise Invalid("body", f"is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise Invalid("body", "must be a JSON object")
+    if _depth(body) > MAX_DEPTH:
+        raise Invalid("body", "nested too deeply")
     return body
+
+
+def _depth(value: object) -> int:
+    """How deeply arrays and objects nest in `value`, counted without recursion so no depth exhausts the stack."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        if depth <= MAX_DEPTH:
+            pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _field_name(location: tuple[int | str, ...]) -> str:
@@ -171,12 +244,22 @@ def query_decimal(request: flask.Request, name: str) -> Decimal | None:
     if raw is None or raw == "":
         return None
     try:
-        value = Decimal(raw)
-    except ArithmeticError:
-        raise Invalid(name, f"must be a number, got {raw!r}") from None
-    if not value.is_finite() or value < 0:
+        value = bounded_decimal(raw)
+    except MoneyError as exc:
+        raise Invalid(name, f"{exc}, got {raw!r}") from None
+    if value < 0:
         raise Invalid(name, f"must be a non-negative number, got {raw!r}")
     return value
+
+
+def query_text(request: flask.Request, name: str, max_length: int) -> str | None:
+    """A text query parameter, trimmed; None when absent or empty, 400 when too long or holding control characters."""
+    raw = request.args.get(name, "").strip()
+    if len(raw) > max_length:
+        raise Invalid(name, f"must be at most {max_length} characters")
+    if not is_printable(raw):
+        raise Invalid(name, NO_CONTROL_CHARACTERS)
+    return raw or None
 
 
 def query_choice(request: flask.Request, name: str, allowed: tuple[str, ...]) -> str | None:

@@ -64,6 +64,7 @@ def issuer(infra_dir: Path) -> Iterator[IssuerServer]:
     server = IssuerServer(IssuerKey.load_or_create(infra_dir / "issuer"), free_port()).start()
     os.environ["OIDC_ISSUER"] = server.issuer
     os.environ["OIDC_AUDIENCE"] = TEST_AUDIENCE
+    os.environ["EVENTING_OIDC_ISSUER"] = server.issuer  # it signs the test deliveries too
     config.settings.cache_clear()
     yield server
     server.stop()

@@ -9,8 +9,10 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from fusion.auth import STAFF_SCOPES
-from fusion.local.issuer import IssuerKey
+from fusion.auth import STAFF_SCOPES, delivery_audience
+from fusion.local.issuer import ROUTER_SUBJECT, IssuerKey
+
+EVENT_PATH = "/_functions/"  # where a service process takes its functions' deliveries
 
 
 def free_port() -> int:
@@ -42,6 +44,13 @@ class Tokens:
     def all_staff(self) -> str:
         return self.staff(*STAFF_SCOPES)
 
+    def delivery(self, function: str) -> str:
+        """The event plane's token for delivering to `function`, as the router presents it."""
+        audience = delivery_audience(function)
+        if ("delivery", (audience,)) not in self._minted:
+            self._minted["delivery", (audience,)] = self.key.mint(self.issuer, audience, ROUTER_SUBJECT)
+        return self._minted["delivery", (audience,)]
+
 
 def customer_in(body: Any) -> str | None:
     """The customer a request body acts for (`customerId`, or `userId` for a campaign seat)."""
@@ -57,15 +66,19 @@ def customer_in(body: Any) -> str | None:
 
 
 class ActingClient(FlaskClient):
-    """A test client whose requests carry a real token: the given one, or, by default, the customer the
-    body names (customerId / userId), else a staff token holding every scope. The access rules
-    themselves are tested with explicit tokens (tests/component/test_access.py)."""
+    """A test client whose requests carry a real token: the given one, or, by default, the event plane's
+    token for a delivery to a function, the customer the body names (customerId / userId), else a staff
+    token holding every scope. The access rules themselves are tested with explicit tokens
+    (tests/component/test_access.py, tests/component/test_event_senders.py)."""
 
     tokens: Tokens
     fixed: str | bool | None = False  # False: choose per request; None: anonymous; str: this token
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         headers = dict(kwargs.pop("headers", None) or {})
+        path = args[0] if args and isinstance(args[0], str) else ""
+        if "Authorization" not in headers and self.fixed is False and path.startswith(EVENT_PATH):
+            headers["Authorization"] = f"Bearer {self.tokens.delivery(path.removeprefix(EVENT_PATH).strip('/'))}"
         if "Authorization" not in headers:
             token = self._token_for(kwargs.get("json", kwargs.get("data")))
             if token is not None:

@@ -14,7 +14,7 @@ from fusion.declare import command, query
 from fusion.listing import page_of
 from fusion.money import to_json_number
 from fusion.uow import UnitOfWork, reading
-from fusion.web import json_response, parse_body, path_uuid, query_decimal
+from fusion.web import json_response, parse_body, path_uuid, query_decimal, query_text
 
 
 def product_json(row: ProductRow) -> dict[str, Any]:
@@ -40,8 +40,8 @@ def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWo
 
 def _search_of(request: flask.Request) -> ProductSearch:
     return ProductSearch(
-        text=request.args.get("q", "").strip() or None,
-        category=request.args.get("category", "").strip() or None,
+        text=query_text(request, "q", 200),
+        category=query_text(request, "category", 100),
         min_price=query_decimal(request, "minPrice"),
         max_price=query_decimal(request, "maxPrice"),
     )

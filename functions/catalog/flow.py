@@ -15,14 +15,16 @@ from fusion.errors import Conflict, Invalid, NotFound
 from fusion.listing import Page
 from fusion.money import MoneyError, normalise_currency, to_decimal, to_minor
 from fusion.uow import UnitOfWork
-from fusion.web import Body
+from fusion.web import Amount, Body
 
 
 class NewProduct(Body):
+    free_text = frozenset({"description"})
+
     sku: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
-    price: Decimal = Field(ge=0)
+    price: Amount = Field(ge=0)
     currency: str
     inventory: StrictInt = Field(ge=0)
     category: str | None = Field(default=None, max_length=100)

@@ -17,7 +17,7 @@ from fusion.declare import command, query
 from fusion.errors import Invalid, NotFound
 from fusion.listing import page_of
 from fusion.uow import UnitOfWork, reading
-from fusion.web import Body, json_response, parse_body, path_uuid, query_choice
+from fusion.web import Body, json_response, parse_body, path_uuid, query_choice, query_text
 
 
 class Joiner(Body):
@@ -31,8 +31,8 @@ def campaign_view(row: CampaignRow) -> dict[str, Any]:
 
 
 def _product_filter(request: flask.Request) -> uuid.UUID | None:
-    raw = request.args.get("productId", "").strip()
-    if not raw:
+    raw = query_text(request, "productId", 64)
+    if raw is None:
         return None
     try:
         return uuid.UUID(raw)

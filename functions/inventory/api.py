@@ -13,7 +13,7 @@ from fusion.auth import PUBLIC, staff
 from fusion.declare import command, query
 from fusion.listing import page_of
 from fusion.uow import UnitOfWork, reading
-from fusion.web import iso, json_response, parse_body
+from fusion.web import iso, json_response, parse_body, query_text
 
 
 def stock_json(row: StockRow) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def stock_json(row: StockRow) -> dict[str, Any]:
        params=["sku", "limit", "offset"])
 def list_stock(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """Stock of every sku, in sku order: sku (exact), limit, offset."""
-    sku = request.args.get("sku", "").strip() or None
+    sku = query_text(request, "sku", 64)
     with reading(SERVICE) as uow:
         rows = flow.list_stock(sku, uow, page_of(request, PAGE_SIZE, MAX_PAGE_SIZE))
     return json_response([stock_json(row) for row in rows])

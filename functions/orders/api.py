@@ -16,12 +16,14 @@ from fusion.declare import command, query
 from fusion.listing import page_of
 from fusion.money import to_json_number
 from fusion.uow import UnitOfWork, reading
-from fusion.web import Body, iso, json_response, parse_body, path_uuid, query_choice
+from fusion.web import Body, iso, json_response, parse_body, path_uuid, query_choice, query_text
 
 SERVICE = "orders"
 
 
 class Cancellation(Body):
+    free_text = frozenset({"reason"})
+
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -57,7 +59,7 @@ def create_order(request: flask.Request, params: dict[str, str], uow: UnitOfWork
        params=["customerId", "status", "limit", "offset"])
 def list_orders(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List orders, newest first: customerId, status, limit, offset."""
-    asked = request.args.get("customerId", "").strip() or None
+    asked = query_text(request, "customerId", 128)
     customer_id = asked if visible_customer() is None else customer_id_for(asked, "customerId")
     listing = store.order_listing(customer_id=customer_id or "", status=query_choice(request, "status", ALL_STATUSES))
     with reading(SERVICE) as db:

@@ -11,7 +11,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
 from pydantic import Field, StrictInt, field_validator
 
@@ -26,7 +25,7 @@ from fusion.db import Sql
 from fusion.errors import Conflict, Invalid, NotFound, Refused
 from fusion.money import MoneyError, normalise_currency, to_decimal, to_minor
 from fusion.uow import UnitOfWork
-from fusion.web import Body
+from fusion.web import Amount, Body
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 class NewOrderItem(Body):
     sku: str = Field(min_length=1, max_length=64)
     quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
-    price: Decimal = Field(ge=0)
+    price: Amount = Field(ge=0)
 
 
 class NewOrder(Body):

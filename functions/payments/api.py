@@ -25,7 +25,7 @@ from fusion.errors import NotFound
 from fusion.listing import page_of
 from fusion.money import to_json_number
 from fusion.uow import UnitOfWork, reading
-from fusion.web import json_response, parse_body, path_uuid, query_choice
+from fusion.web import json_response, parse_body, path_uuid, query_choice, query_text
 
 
 def payment_view(payment: Payment, *, with_client_secret: bool = False) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWo
        params=["orderId", "status", "limit", "offset"])
 def list_payments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List payments, oldest first: orderId, status, limit, offset."""
-    order_id = request.args.get("orderId", "").strip() or None
+    order_id = query_text(request, "orderId", 200)
     status = query_choice(request, "status", STATUSES)
     with reading(SERVICE) as db:
         payments = store.find_payments(db, page_of(request), order_id=order_id, status=status,

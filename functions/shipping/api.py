@@ -24,7 +24,7 @@ from fusion.declare import command, query
 from fusion.errors import NotFound, Unauthenticated
 from fusion.listing import page_of
 from fusion.uow import UnitOfWork, reading
-from fusion.web import json_response, parse_body, path_uuid
+from fusion.web import json_response, parse_body, path_uuid, query_text
 
 CARRIER_SECRET_ENV = "SHIPPING_CARRIER_SECRET"
 CARRIER_SECRET_HEADER = "X-Carrier-Secret"
@@ -76,7 +76,7 @@ def create_shipment(request: flask.Request, params: dict[str, str], uow: UnitOfW
        params=["orderId", "limit", "offset"])
 def list_shipments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List shipments, oldest first: orderId, limit, offset."""
-    order_id = request.args.get("orderId", "").strip() or None
+    order_id = query_text(request, "orderId", 200)
     with reading(SERVICE) as db:
         shipments = store.find_shipments(db, page_of(request), order_id=order_id, customer_id=visible_customer())
     return json_response([shipment_view(shipment) for shipment in shipments])

@@ -39,6 +39,8 @@ class ShipmentRequest(Body):
 
 
 class CarrierUpdate(Body):
+    free_text = frozenset({"description"})
+
     tracking_number: str = Field(alias="trackingNumber", min_length=1, max_length=64)
     status: Literal["in_transit", "delivered"]
     at: datetime | None = None

@@ -72,6 +72,29 @@ class IssuerKey:
         return jwt.encode(payload, self.private, algorithm="RS256", headers={"kid": self.public_jwk()["kid"]})
 
 
+ROUTER_SUBJECT = "system:serviceaccount:fusioncommerce:local-router"
+DELIVERY_TOKEN_SECONDS = 600
+
+
+class DeliveryTokens:
+    """The local router's sender identity, as Knative Eventing's dispatcher has one: a short-lived token
+    per function audience, minted again before it expires."""
+
+    def __init__(self, key: IssuerKey, issuer: str):
+        self.key = key
+        self.issuer = issuer
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def authorization(self, audience: str) -> str:
+        with self._lock:
+            token, expires = self._tokens.get(audience, ("", 0.0))
+            if time.time() > expires - 60:
+                token = self.key.mint(self.issuer, audience, ROUTER_SUBJECT, ttl_seconds=DELIVERY_TOKEN_SECONDS)
+                self._tokens[audience] = (token, time.time() + DELIVERY_TOKEN_SECONDS)
+        return f"Bearer {token}"
+
+
 def remember_issuer(state_dir: Path, issuer: str, audience: str) -> None:
     path = state_dir / ADDRESS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

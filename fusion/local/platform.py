@@ -37,7 +37,7 @@ BACKING_PORTS = (
     ("postgres", "FUSION_PG_PORT", "DATABASE_URL"),
     ("broker", "FUSION_BROKER_PORT", "KAFKA_BROKERS"),
     ("stripe", "FUSION_STRIPE_PORT", "STRIPE_SECRET_KEY"),
-    ("issuer", "FUSION_ISSUER_PORT", "OIDC_ISSUER"),
+    ("issuer", "FUSION_ISSUER_PORT", None),  # always local: it signs the router's deliveries
 )
 LOG_LINES_SHOWN = 15
 
@@ -59,7 +59,7 @@ class Ports:
         """The backing services' ports: as configured, or a free one when an unset default is taken."""
         ports = cls()
         for part, variable, replaced_by in BACKING_PORTS:
-            if env.get(replaced_by):
+            if replaced_by and env.get(replaced_by):
                 continue  # the real one is used; nothing listens locally
             port = int(env.get(variable) or default_of(variable))
             if not env.get(variable) and not port_free(port):
@@ -155,12 +155,15 @@ class Platform:
         env.setdefault("THREADS", "32")
 
     def _identity(self, ports: Ports) -> None:
-        """The local OIDC issuer, unless OIDC_ISSUER names a real one."""
+        """The local OIDC issuer: it signs the router's delivery tokens, and customers' and staff's tokens
+        unless OIDC_ISSUER names a real provider."""
         env = self.env
-        if env.get("OIDC_ISSUER"):
-            self.notes["issuer"] = f"{env['OIDC_ISSUER']}  (external)"
-            return
         self.issuer = IssuerServer(IssuerKey.load_or_create(self.state_dir), ports.issuer).start()
+        env.update(EVENTING_OIDC_ISSUER=self.issuer.issuer, FUSION_STATE_DIR=str(self.state_dir))
+        if env.get("OIDC_ISSUER"):
+            self.notes["issuer"] = (f"{env['OIDC_ISSUER']}  (external); the local issuer {self.issuer.issuer} "
+                                    "signs event deliveries")
+            return
         env.update(OIDC_ISSUER=self.issuer.issuer, OIDC_AUDIENCE=env.get("OIDC_AUDIENCE") or DEFAULT_AUDIENCE)
         remember_issuer(self.state_dir, env["OIDC_ISSUER"], env["OIDC_AUDIENCE"])
         self.notes["issuer"] = f"{self.issuer.issuer}  (local OIDC issuer; tokens: fusion token --customer ID)"
@@ -301,7 +304,7 @@ def load_sample_catalog(platform: Platform, empty: bool) -> None:
     if empty:
         sample.mark_loaded(platform.state_dir, "declined (--empty)")
         return
-    if platform.issuer is None:  # no local issuer to act as staff with
+    if platform.issuer is None or platform.env["OIDC_ISSUER"] != platform.issuer.issuer:  # no staff token here
         platform.notes["sample"] = "not loaded: OIDC_ISSUER is external (use fusion dev --empty to silence)"
         return
     token = platform.issuer.key.mint(platform.issuer.issuer, platform.env["OIDC_AUDIENCE"], "sample-loader",

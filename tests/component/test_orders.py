@@ -25,6 +25,7 @@ from functions.orders.flow import EXPIRY_REASON, Placement, place_priced
 from functions.orders.handlers import expire_unpaid
 from functions.orders.rules import OrderLine
 from fusion import config
+from fusion.auth import delivery_audience
 from fusion.binding import Event, new_event, to_http
 from fusion.contracts import (
     Contract,
@@ -38,6 +39,7 @@ from fusion.contracts import (
     StockLine,
 )
 from fusion.db import pool
+from fusion.local.issuer import ROUTER_SUBJECT, IssuerKey
 from fusion.topics import PING_TYPE, topic
 from fusion.uow import unit_of_work
 
@@ -589,3 +591,28 @@ def test_one_customer_cannot_hold_unbounded_unpaid_orders(orders: FlaskClient, m
     finally:
         monkeypatch.undo()
         config.settings.cache_clear()
+
+
+# only the event plane delivers events
+
+
+@pytest.mark.parametrize("sender", ["no token", "a customer's token", "a staff token", "another function's audience",
+                                    "a foreign key"])
+def test_a_forged_delivery_is_refused_and_changes_nothing(orders: FlaskClient, tokens: Tokens, sender: str,
+                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    order_id = str(place(orders, ("TSHIRT-1", 1))["id"])
+    stranger = IssuerKey.load_or_create(tmp_path_factory.mktemp("stranger"))
+    forged = {
+        "no token": {"Authorization": ""},
+        "a customer's token": bearer(tokens.customer("cust-1")),
+        "a staff token": bearer(tokens.all_staff()),
+        "another function's audience": bearer(tokens.delivery("mark-order-paid")),
+        "a foreign key": bearer(stranger.mint(tokens.issuer, delivery_audience("confirm-order"), ROUTER_SUBJECT)),
+    }[sender]
+    headers, body = to_http(reserved(order_id, ("TSHIRT-1", 1)))
+    response = orders.post("/_functions/confirm-order", headers={**headers, **forged}, data=body)
+    assert response.status_code == 401, response.get_json()
+    assert status_of(order_id) == "created"
+    genuine = bearer(tokens.delivery("confirm-order"))
+    delivered = orders.post("/_functions/confirm-order", headers={**headers, **genuine}, data=body)
+    assert delivered.status_code == 204 and status_of(order_id) == "confirmed"

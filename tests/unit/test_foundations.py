@@ -11,6 +11,7 @@ from fusion.binding import Event
 from fusion.config import ConfigError, check_service_secrets, load_settings, to_sqlalchemy_url
 from fusion.cron import Cron, CronError
 from fusion.dataplane import Attempt, Verdict, dead_letter, judge
+from fusion.kafka import security as kafka_security
 from fusion.money import MoneyError, percent_of, to_decimal, to_json_number, to_minor
 from fusion.registry import Delivery, Route
 
@@ -41,7 +42,8 @@ def test_minor_units_back_to_decimals_and_percentages() -> None:
 
 
 OIDC = {"OIDC_ISSUER": "https://id.example.com/realms/shop", "OIDC_AUDIENCE": "fusioncommerce",
-        "DATABASE_URL": "postgresql://app:s3cret@db.internal:5432/shop", "KAFKA_BROKERS": "redpanda-prod:9092"}
+        "DATABASE_URL": "postgresql://app:s3cret@db.internal:5432/shop", "KAFKA_BROKERS": "redpanda-prod:9092",
+        "EVENTING_OIDC_ISSUER": "https://kubernetes.default.svc.cluster.local"}
 
 
 def test_settings_defaults_follow_the_environment_table() -> None:
@@ -173,3 +175,29 @@ def test_routes_match_paths_and_methods() -> None:
     assert route.match("POST", "/products/42") is None
     assert route.match("GET", "/products/42/label") is None
     assert str(route) == "GET /products/{id}"
+
+
+@pytest.mark.parametrize(("env", "problem"), [
+    ({"FUSION_ENV": "production"}, "must be sasl_ssl outside development"),
+    ({"KAFKA_SECURITY_PROTOCOL": "carrier-pigeon"}, "KAFKA_SECURITY_PROTOCOL must be one of"),
+    ({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"}, "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
+    ({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "GSSAPI", "KAFKA_SASL_USERNAME": "u",
+      "KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SASL_MECHANISM"),
+])
+def test_kafka_clients_refuse_plaintext_outside_development(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        kafka_security(env)
+
+
+def test_kafka_clients_take_tls_and_scram_from_the_environment() -> None:
+    assert kafka_security({}) == {"security.protocol": "plaintext"}
+    deployed = kafka_security({"FUSION_ENV": "production", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                               "KAFKA_SASL_USERNAME": "relay", "KAFKA_SASL_PASSWORD": "s3cret",
+                               "KAFKA_SSL_CA_LOCATION": "/etc/kafka-ca/ca.crt"})
+    assert deployed == {"security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "relay",
+                        "sasl.password": "s3cret", "ssl.ca.location": "/etc/kafka-ca/ca.crt"}
+
+
+def test_deliveries_need_the_eventing_issuer_outside_development() -> None:
+    with pytest.raises(ConfigError, match="EVENTING_OIDC_ISSUER"):
+        load_settings({"FUSION_ENV": "production", **{k: v for k, v in OIDC.items() if k != "EVENTING_OIDC_ISSUER"}})
