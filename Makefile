@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint typecheck unit bench render check-manifests smoke migrate clean
+.PHONY: dev test test-fast lint typecheck unit bench render check-manifests smoke migrate n8n clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The real n8n (from the npm registry) the workflow-import test loads the shipped workflows into.
+n8n:
+	bash .ci/install-n8n
+
+test: lint typecheck n8n
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85
 
 # Everything but the whole-platform tests.
@@ -47,4 +51,4 @@ migrate: $(INSTALLED)
 	$(BIN)/fusion migrate up
 
 clean:
-	rm -rf $(VENV) .fusion .coverage .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .fusion .n8n .coverage .mypy_cache .pytest_cache .ruff_cache

@@ -33,7 +33,16 @@ run_job() {
   return 1
 }
 
-kubectl apply -f "$dir/platform/"
+# The n8n Triggers name the webhook path token from the n8n Secret; it is filled in here, never committed.
+n8n_token="$(kubectl -n "$ns" get secret n8n-credentials -o jsonpath='{.data.N8N_WEBHOOK_PATH_TOKEN}' | base64 -d)"
+if [[ ${#n8n_token} -lt 32 ]]; then
+  echo "the n8n-credentials Secret needs N8N_WEBHOOK_PATH_TOKEN (32+ characters, e.g. openssl rand -hex 32)" >&2
+  exit 1
+fi
+for file in "$dir"/platform/*.yaml; do
+  sed 's/\$(N8N_WEBHOOK_PATH_TOKEN)/'"$n8n_token"'/g' "$file"
+  echo "---"
+done | kubectl apply -f -
 run_job create-topics
 run_job migrate
 run_job n8n-import-workflows

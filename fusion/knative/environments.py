@@ -39,6 +39,14 @@ class Environment:
     scale_floors: bool  # min-scale from the scaling table instead of scale to zero
     public_base_url: str
     oidc_issuer: str  # the identity provider (e.g. a Keycloak realm); tokens are verified against its JWKS
+    # The cluster's service-account issuer, which signs Knative Eventing's delivery tokens
+    # (`kubectl get --raw /.well-known/openid-configuration` shows it).
+    eventing_oidc_issuer: str = "https://kubernetes.default.svc.cluster.local"
+
+    @property
+    def kafka_tls(self) -> bool:
+        """TLS and SASL/SCRAM to Kafka everywhere but a developer's own cluster."""
+        return self.fusion_env != "development"
 
     def partitions(self, topic: Topic) -> int:
         return min(topic.partitions, self.max_partitions)

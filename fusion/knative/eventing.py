@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fusion.auth import delivery_audience
 from fusion.knative.environments import Environment
 from fusion.knative.resources import (
     BROKER,
@@ -24,6 +25,7 @@ from fusion.knative.resources import (
     metadata,
     ref,
 )
+from fusion.knative.security import KAFKA_SECRET, broker_event_policy, kafka_source_net
 from fusion.registry import Delivery, FunctionSpec
 from fusion.topics import PING_TYPE, TOPICS, Topic, ping_source_address, topic
 
@@ -59,6 +61,7 @@ def broker_config(env: Environment) -> Manifest:
             "default.topic.partitions": str(env.broker_partitions),
             "default.topic.replication.factor": str(env.replication),
             "default.topic.config.retention.ms": str(SEVEN_DAYS_MS),
+            **({"auth.secret.ref.name": KAFKA_SECRET} if env.kafka_tls else {}),
         },
     }
 
@@ -89,6 +92,7 @@ def kafka_source(env: Environment) -> Manifest:
             "ordering": "ordered",
             "delivery": dict(SOURCE_DELIVERY),
             "sink": {"ref": broker_ref()},
+            **({"net": kafka_source_net()} if env.kafka_tls else {}),
         },
     }
 
@@ -103,6 +107,7 @@ def dlq_sink(topic_: Topic, env: Environment) -> Manifest:
             "topic": topic_.dlq,
             "bootstrapServers": [env.kafka_brokers],
             "contentMode": "binary",
+            **({"auth": {"secret": {"ref": {"name": KAFKA_SECRET}}}} if env.kafka_tls else {}),
         },
     }
 
@@ -146,7 +151,7 @@ def handler_triggers(spec: FunctionSpec, env: Environment) -> list[Manifest]:
     policy = spec.policy
     return [
         trigger(trigger_name(spec.name, topic_name), env, {"type": topic(topic_name).type},
-                {"ref": ksvc_ref(spec.name)}, policy, topic_name,
+                function_subscriber(spec), policy, topic_name,
                 _function_labels(trigger_name(spec.name, topic_name), spec))
         for topic_name in spec.topics
     ]
@@ -173,5 +178,18 @@ def ping_trigger(spec: FunctionSpec, env: Environment) -> Manifest:
     name = dns_name(spec.name, "on-schedule")
     attributes = {"type": PING_TYPE, "source": ping_source_address(env.namespace, ping_source_name(spec.name))}
     # A missed tick is made up by the next one: no dead letters for schedules.
-    return trigger(name, env, attributes, {"ref": ksvc_ref(spec.name)}, spec.policy, None,
+    return trigger(name, env, attributes, function_subscriber(spec), spec.policy, None,
                    _function_labels(name, spec))
+
+
+def function_subscriber(spec: FunctionSpec) -> dict[str, Any]:
+    """The function, with the audience of the delivery tokens it accepts (Knative's sender identity)."""
+    return {"ref": ksvc_ref(spec.name), "audience": delivery_audience(spec.name)}
+
+
+def broker_senders(env: Environment, specs: list[FunctionSpec]) -> Manifest:
+    """The EventPolicy of the Broker: the KafkaSource and our PingSources only."""
+    sources = [("sources.knative.dev/v1beta1", "KafkaSource", SOURCE_NAME)]
+    sources += [("sources.knative.dev/v1", "PingSource", ping_source_name(spec.name))
+                for spec in specs if spec.kind == "scheduled"]
+    return broker_event_policy(env, sources)

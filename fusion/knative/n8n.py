@@ -1,13 +1,14 @@
 """n8n on Kubernetes: its Deployment and Service, the Triggers that feed it, and the Job importing
-its workflows (those are in `n8n_workflows`)."""
+its workflows (those are in `n8n_workflows`) with deploy/n8n/import.sh."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fusion.knative.environments import Environment
+from fusion.knative.environments import PROJECT_ROOT, Environment
 from fusion.knative.eventing import trigger
 from fusion.knative.n8n_workflows import (
+    FILLED_AT_IMPORT,
     NOTIFICATIONS,
     Notification,
     notifications,
@@ -35,6 +36,7 @@ from fusion.topics import TOPICS
 # The workflow builders are re-exported: what renders n8n's manifests renders its workflows file too.
 __all__ = [
     "N8N_IMAGE",
+    "N8N_VERSION",
     "NOTIFICATION_DELIVERY",
     "WORKFLOWS_CONFIG_MAP",
     "WORKFLOWS_FILE_NAME",
@@ -49,11 +51,14 @@ __all__ = [
     "workflows_json",
 ]
 
-N8N_IMAGE = "n8nio/n8n:1.70.1"
+# Keep equal to deploy/n8n/runtime/package.json, the n8n tests/deploy/test_n8n_import.py imports into.
+N8N_VERSION = "1.123.81"
+N8N_IMAGE = f"n8nio/n8n:{N8N_VERSION}"
 N8N_PORT = 5678
 N8N_UID = 1000  # the `node` user of the n8n image
 WORKFLOWS_CONFIG_MAP = "n8n-workflows"
 WORKFLOWS_FILE_NAME = "workflows.json"
+IMPORT_SCRIPT = PROJECT_ROOT / "deploy" / "n8n" / "import.sh"
 # Notifications are not ordered per key, and a slow mail gateway must not hold up the next one.
 NOTIFICATION_DELIVERY = Delivery(retries=3, backoff="exponential", delay=1.0, timeout=10.0, ordered=False)
 
@@ -66,27 +71,39 @@ def _selector() -> dict[str, str]:
     return {"app.kubernetes.io/name": NOTIFIER, "app.kubernetes.io/part-of": "fusioncommerce"}
 
 
-def _n8n_env(env: Environment) -> list[dict[str, Any]]:
+def _common_env() -> list[dict[str, Any]]:
+    """What both the server and the importer need: the database, its encryption key, no `$env` in nodes."""
     return [
         value_env("DB_TYPE", "postgresdb"),
         value_env("DB_POSTGRESDB_PORT", "5432"),
         *(secret_env(key, N8N_SECRET) for key in N8N_SECRET_KEYS if key.startswith("DB_")),
+        secret_env("N8N_ENCRYPTION_KEY", N8N_SECRET),
+        value_env("N8N_BLOCK_ENV_ACCESS_IN_NODE", "true"),
+    ]
+
+
+def _n8n_env(env: Environment) -> list[dict[str, Any]]:
+    return [
+        *_common_env(),
         # n8n 1.x replaced basic auth by its owner account and ignores these two; they are kept
         # so the credentials live in one Secret, and the editor is reachable only in-cluster.
         value_env("N8N_BASIC_AUTH_ACTIVE", "true"),
         secret_env("N8N_BASIC_AUTH_USER", N8N_SECRET),
         secret_env("N8N_BASIC_AUTH_PASSWORD", N8N_SECRET),
-        secret_env("N8N_ENCRYPTION_KEY", N8N_SECRET),
         value_env("N8N_PORT", str(N8N_PORT)),
         value_env("N8N_PROTOCOL", "http"),
         value_env("WEBHOOK_URL", f"http://{NOTIFIER}.{env.namespace}.svc.cluster.local/"),
         value_env("GENERIC_TIMEZONE", "Etc/UTC"),
         value_env("N8N_DIAGNOSTICS_ENABLED", "false"),
         value_env("N8N_PERSONALIZATION_ENABLED", "false"),
-        value_env("N8N_BLOCK_ENV_ACCESS_IN_NODE", "false"),
-        config_env("NOTIFICATIONS_URL"),
-        config_env("PUBLIC_BASE_URL"),
     ]
+
+
+def _import_env() -> list[dict[str, Any]]:
+    """The importer also reads what it fills into the workflows: the token from the Secret, the rest from settings."""
+    filled = [secret_env(name, N8N_SECRET) if name in N8N_SECRET_KEYS else config_env(name)
+              for name in FILLED_AT_IMPORT]
+    return [*_common_env(), *filled]
 
 
 def _n8n_probe(failures: int) -> dict[str, Any]:
@@ -158,17 +175,13 @@ def workflows_config_map(env: Environment) -> Manifest:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(WORKFLOWS_CONFIG_MAP, env.namespace, labels(WORKFLOWS_CONFIG_MAP, "notifications")),
-        "data": {WORKFLOWS_FILE_NAME: workflows_json()},
+        "data": {WORKFLOWS_FILE_NAME: workflows_json(), IMPORT_SCRIPT.name: IMPORT_SCRIPT.read_text(encoding="utf-8")},
     }
 
 
 def import_workflows_job(env: Environment) -> Manifest:
     """Import (or update) the workflows into n8n's database and activate them; restart n8n afterwards."""
     job_labels = labels("n8n-import-workflows", "job")
-    script = (
-        f"n8n import:workflow --input=/workflows/{WORKFLOWS_FILE_NAME} && "
-        + " && ".join(f"n8n update:workflow --id={item['id']} --active=true" for item in workflows())
-    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -185,8 +198,8 @@ def import_workflows_job(env: Environment) -> Manifest:
                     "containers": [{
                         "name": "import",
                         "image": N8N_IMAGE,
-                        "command": ["/bin/sh", "-c", script],
-                        "env": [e for e in _n8n_env(env) if e["name"].startswith(("DB_", "N8N_ENCRYPTION"))],
+                        "command": ["/bin/sh", f"/workflows/{IMPORT_SCRIPT.name}"],
+                        "env": _import_env(),
                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                                       "limits": {"cpu": "500m", "memory": "512Mi"}},
                         "volumeMounts": [{"name": "workflows", "mountPath": "/workflows", "readOnly": True},

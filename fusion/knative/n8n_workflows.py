@@ -1,9 +1,13 @@
 """The n8n notification workflows: one per notification topic, as `n8n import:workflow` reads them.
 
-Each starts with a Webhook node at `/webhook/<path>` that answers 204 with no body (the Kafka
-Broker counts a 2xx with a body that is not a CloudEvent as a failed delivery), composes the
+Each starts with a Webhook node at `/webhook/<path>/<token>` that answers 204 with no body (the
+Kafka Broker counts a 2xx with a body that is not a CloudEvent as a failed delivery), composes the
 message from the CloudEvent (binary mode: payload in the body, attributes in `ce-*` headers) and
 posts it to NOTIFICATIONS_URL, the delivery channel of the environment (mail or chat gateway).
+
+n8n runs with N8N_BLOCK_ENV_ACCESS_IN_NODE=true, so the workflows cannot read `$env`: what they
+need from the environment is written as `$(NAME)` and filled in by deploy/n8n/import.sh when it
+imports them. A Trigger cannot send a header, so the webhook's secret is the token in its path.
 """
 
 from __future__ import annotations
@@ -15,6 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 _NAMESPACE = uuid.UUID("6f1f6f0e-4d0b-4c1e-9a55-0f3c2a6b7d10")
+WEBHOOK_TOKEN = "N8N_WEBHOOK_PATH_TOKEN"  # a key of the n8n Secret
+NOTIFICATIONS_URL = "NOTIFICATIONS_URL"
+PUBLIC_BASE_URL = "PUBLIC_BASE_URL"
+# What import.sh fills into the workflows (and the deploy into the Triggers, for the token).
+FILLED_AT_IMPORT = (WEBHOOK_TOKEN, NOTIFICATIONS_URL, PUBLIC_BASE_URL)
+
+
+def filled(name: str) -> str:
+    """The placeholder import.sh replaces by the value of the environment variable `name`."""
+    return f"$({name})"
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,7 @@ NOTIFICATIONS: tuple[Notification, ...] = (
         subject="=Your order {{ $json.body.orderId }} has shipped",
         message="=Your order is on its way with {{ $json.body.carrier }}. "
                 "Tracking number: {{ $json.body.trackingNumber }}, "
-                "follow it at {{ $env.PUBLIC_BASE_URL }}/tracking/{{ $json.body.trackingNumber }}.",
+                "follow it at $(PUBLIC_BASE_URL)/tracking/{{ $json.body.trackingNumber }}.",
     ),
     Notification(
         topic="payment.failed", title="Payment failed", path="payment-failed",
@@ -73,12 +87,16 @@ def notifications() -> dict[str, Notification]:
 
 
 def notification_routes() -> dict[str, str]:
-    """Notification topic -> n8n webhook path (e.g. `/webhook/order-confirmed`), for any router feeding n8n."""
+    """Notification topic -> n8n webhook path (`/webhook/order-confirmed/$(N8N_WEBHOOK_PATH_TOKEN)`)."""
     return {notification.topic: webhook_uri(notification) for notification in NOTIFICATIONS}
 
 
+def webhook_path(notification: Notification) -> str:
+    return f"{notification.path}/{filled(WEBHOOK_TOKEN)}"
+
+
 def webhook_uri(notification: Notification) -> str:
-    return f"/webhook/{notification.path}"
+    return f"/webhook/{webhook_path(notification)}"
 
 
 def _id(*parts: str) -> str:
@@ -95,10 +113,10 @@ def _webhook_node(notification: Notification) -> dict[str, Any]:
         "webhookId": _id(notification.path, "webhook-id"),
         "parameters": {
             "httpMethod": "POST",
-            "path": notification.path,
+            "path": webhook_path(notification),
             "responseMode": "onReceived",
-            "responseCode": 204,
-            "options": {"noResponseBody": True},
+            # Webhook v2 reads the code from its options (a top-level responseCode is v1's, ignored).
+            "options": {"noResponseBody": True, "responseCode": {"values": {"responseCode": 204}}},
         },
     }
 
@@ -135,7 +153,7 @@ def _send_node(notification: Notification) -> dict[str, Any]:
         "position": [520, 0],
         "parameters": {
             "method": "POST",
-            "url": "={{ $env.NOTIFICATIONS_URL }}",
+            "url": filled(NOTIFICATIONS_URL),
             "sendHeaders": True,
             "headerParameters": {"parameters": [{"name": "Idempotency-Key", "value": "={{ $json.eventId }}"}]},
             "sendBody": True,

@@ -28,6 +28,7 @@ from fusion.knative.resources import (
     restricted,
     secret_env,
 )
+from fusion.knative.security import KAFKA_SECRET, KAFKA_SECRET_KEYS, kafka_ca_volume, kafka_client_env
 from fusion.knative.serving import THREADS
 from fusion.registry import services
 from fusion.topics import TOPICS
@@ -64,6 +65,7 @@ def settings_config_map(env: Environment) -> Manifest:
             "OIDC_ISSUER": env.oidc_issuer,
             "OIDC_AUDIENCE": OIDC_AUDIENCE,
             "OIDC_SCOPE_CLAIM": OIDC_SCOPE_CLAIM,
+            "EVENTING_OIDC_ISSUER": env.eventing_oidc_issuer,
         },
     }
 
@@ -89,7 +91,10 @@ def secret_templates(env: Environment) -> list[Manifest]:
                          "PostgreSQL URL per service, for migrations and for the outbox relay"),
         _secret_template(STRIPE_SECRET, STRIPE_KEYS, env, "Stripe API key and webhook signing secret"),
         _secret_template(SHIPPING_SECRET, SHIPPING_KEYS, env, "shared secret carriers send with status updates"),
-        _secret_template(N8N_SECRET, N8N_SECRET_KEYS, env, "n8n login, encryption key and its database"),
+        _secret_template(N8N_SECRET, N8N_SECRET_KEYS, env, "n8n login, encryption key, database, webhook path token"),
+        *([_secret_template(KAFKA_SECRET, KAFKA_SECRET_KEYS, env,
+                            "Kafka TLS and SASL/SCRAM: protocol SASL_SSL, sasl.mechanism, user, password, ca.crt")]
+          if env.kafka_tls else []),
     ]
 
 
@@ -153,11 +158,14 @@ def _create_topic_line(name: str, partitions: int, replicas: int, retention_days
 
 def topics_script(env: Environment) -> str:
     """Create every topic (events and dead letters) with the catalogue's partitions and retention."""
+    # rpk reads the credentials from the environment (the Kafka Secret), never from the script.
+    auth = (' -X tls.enabled=true -X tls.ca="$KAFKA_SSL_CA_LOCATION" -X sasl.mechanism="$KAFKA_SASL_MECHANISM"'
+            ' -X user="$KAFKA_SASL_USERNAME" -X pass="$KAFKA_SASL_PASSWORD"') if env.kafka_tls else ""
     lines = [
         "set -eu",
         "create() {",
-        '  rpk topic create "$1" -X brokers="$KAFKA_BROKERS" -p "$2" -r "$3" -c "$4" \\',
-        '    || rpk topic describe "$1" -X brokers="$KAFKA_BROKERS" > /dev/null',
+        f'  rpk topic create "$1" -X brokers="$KAFKA_BROKERS"{auth} -p "$2" -r "$3" -c "$4" \\',
+        f'    || rpk topic describe "$1" -X brokers="$KAFKA_BROKERS"{auth} > /dev/null',
         "}",
     ]
     for topic_ in sorted(TOPICS.values(), key=lambda t: t.name):
@@ -172,15 +180,31 @@ def topics_job(env: Environment) -> Manifest:
         "name": "create-topics",
         "image": REDPANDA_IMAGE,
         "command": ["/bin/bash", "-c", topics_script(env)],
-        "env": [config_env("KAFKA_BROKERS")],
+        "env": [config_env("KAFKA_BROKERS"), *(kafka_client_env() if env.kafka_tls else [])],
         "resources": _small_resources(),
         "securityContext": restricted(run_as_user=REDPANDA_UID),
     }
-    return _job("create-topics", env, container, deadline=300)
+    return _with_kafka_ca(_job("create-topics", env, container, deadline=300), env)
+
+
+def _with_kafka_ca(workload: Manifest, env: Environment) -> Manifest:
+    """Mount the Kafka CA into every container of a Job or Deployment, where Kafka speaks TLS."""
+    if not env.kafka_tls:
+        return workload
+    volume, mount = kafka_ca_volume()
+    pod = workload["spec"]["template"]["spec"]
+    pod["volumes"] = [*pod.get("volumes", []), volume]
+    for container in pod["containers"]:
+        container["volumeMounts"] = [*container.get("volumeMounts", []), mount]
+    return workload
 
 
 def relay_deployment(env: Environment) -> Manifest:
     """`fusion relay`: publishes every service's outbox to Redpanda right after commit."""
+    return _with_kafka_ca(_relay_deployment(env), env)
+
+
+def _relay_deployment(env: Environment) -> Manifest:
     relay_labels = labels(RELAY, "relay")
     selector = {"app.kubernetes.io/name": RELAY, "app.kubernetes.io/part-of": relay_labels["app.kubernetes.io/part-of"]}
     return {
@@ -201,7 +225,7 @@ def relay_deployment(env: Environment) -> Manifest:
                         "name": RELAY,
                         "image": platform_image(env),
                         "command": ["fusion", "relay"],
-                        "env": _platform_env(RELAY_DB_KEY),
+                        "env": [*_platform_env(RELAY_DB_KEY), *(kafka_client_env() if env.kafka_tls else [])],
                         "resources": _small_resources(),
                         "securityContext": restricted(),
                     }],

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from fusion.knative import eventing, n8n, platform
+from fusion.knative import eventing, n8n, platform, security
 from fusion.knative.environments import PROJECT_ROOT, Environment, environments
 from fusion.knative.resources import Manifest
 from fusion.knative.serving import knative_service
@@ -88,6 +88,9 @@ def environment_documents(env: Environment, specs: list[FunctionSpec]) -> dict[P
             eventing.broker(env),
             *(eventing.dlq_sink(topic, env) for topic in sorted(TOPICS.values(), key=lambda t: t.name)),
             eventing.kafka_source(env),
+        ],
+        PurePosixPath("platform/25-security.yaml"): [
+            eventing.broker_senders(env, specs), security.network_policy(env),
         ],
         PurePosixPath("platform/30-n8n.yaml"): [
             n8n.n8n_deployment(env), n8n.n8n_service(env), *n8n.notification_triggers(env),

@@ -29,6 +29,7 @@ N8N_SECRET_KEYS = (
     "N8N_BASIC_AUTH_USER",
     "N8N_BASIC_AUTH_PASSWORD",
     "N8N_ENCRYPTION_KEY",
+    "N8N_WEBHOOK_PATH_TOKEN",  # the notification webhooks' secret: their path ends with it
     "DB_POSTGRESDB_HOST",
     "DB_POSTGRESDB_DATABASE",
     "DB_POSTGRESDB_USER",
@@ -94,7 +95,7 @@ OIDC_SCOPE_CLAIM = "scope"  # Keycloak client scopes; `realm_access.roles` for r
 
 def oidc_env() -> list[dict[str, Any]]:
     """Who issues the tokens the functions accept: every process checks them at start outside development."""
-    return [config_env(name) for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_SCOPE_CLAIM")]
+    return [config_env(name) for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_SCOPE_CLAIM", "EVENTING_OIDC_ISSUER")]
 
 
 def secret_env(name: str, secret: str, key: str | None = None) -> dict[str, Any]:

@@ -167,7 +167,10 @@ def _pod_template(restart_policies: list[str], required: tuple[str, ...] = ()) -
                         "minProperties": 2, "maxProperties": 2,
                         "properties": {"name": {"type": "string"}, "emptyDir": {"type": "object"},
                                        "configMap": {"type": "object", "required": ["name"],
-                                                     "properties": {"name": {"type": "string"}}}}}},
+                                                     "properties": {"name": {"type": "string"}}},
+                                       "secret": {"type": "object", "required": ["secretName"],
+                                                  "properties": {"secretName": {"type": "string"},
+                                                                 "items": {"type": "array"}}}}}},
                 },
             },
         },
@@ -188,8 +191,24 @@ def _kind(api_version: str, kind: str, properties: dict[str, Any], required: lis
 
 
 _INT = {"type": "integer", "minimum": 0}
+_SELECTOR = {"type": "object", "additionalProperties": False, "properties": {
+    "matchLabels": _STRING_MAP,
+    "matchExpressions": {"type": "array", "items": {
+        "type": "object", "required": ["key", "operator"], "additionalProperties": False,
+        "properties": {"key": {"type": "string"}, "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                       "values": {"type": "array", "items": {"type": "string"}}}}}}}
 CORE_SCHEMAS: dict[SchemaKey, dict[str, Any]] = {
     ("v1", "Namespace"): _kind("v1", "Namespace", {}, []),
+    ("networking.k8s.io/v1", "NetworkPolicy"): _kind("networking.k8s.io/v1", "NetworkPolicy", {"spec": {
+        "type": "object", "required": ["podSelector"], "additionalProperties": False,
+        "properties": {
+            "podSelector": _SELECTOR,
+            "policyTypes": {"type": "array", "items": {"enum": ["Ingress", "Egress"]}},
+            "ingress": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
+                "from": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
+                    "namespaceSelector": _SELECTOR, "podSelector": _SELECTOR}}},
+                "ports": {"type": "array"}}}},
+        }}}, ["spec"]),
     ("v1", "ConfigMap"): _kind("v1", "ConfigMap", {"data": _STRING_MAP}, ["data"]),
     ("v1", "Secret"): _kind("v1", "Secret", {"type": {"type": "string"}, "stringData": _STRING_MAP,
                                              "data": _STRING_MAP}, ["type"]),

@@ -30,6 +30,7 @@ from fusion.knative.resources import (
     secret_env,
     value_env,
 )
+from fusion.knative.security import pod_kind_label
 from fusion.registry import FunctionSpec, Service
 
 AUTOSCALING = "autoscaling.knative.dev/"
@@ -122,9 +123,9 @@ def _container(spec: FunctionSpec, env: Environment) -> dict[str, Any]:
 def knative_service(spec: FunctionSpec, env: Environment) -> Manifest:
     service = spec.service_spec
     service_labels = labels(spec.name, "function", service.name)
-    if spec.kind != "http":
-        # Event handlers and scheduled functions are reached by the Broker only.
-        service_labels[VISIBILITY_LABEL] = "cluster-local"
+    # No function has a public URL of its own: the outside comes in through the one gateway,
+    # event handlers are reached by the Broker only.
+    service_labels[VISIBILITY_LABEL] = "cluster-local"
     annotations = {ROUTES_ANNOTATION: ", ".join(str(route) for route in spec.routes)} if spec.routes else None
     return {
         "apiVersion": "serving.knative.dev/v1",
@@ -133,7 +134,7 @@ def knative_service(spec: FunctionSpec, env: Environment) -> Manifest:
         "spec": {
             "template": {
                 "metadata": {
-                    "labels": labels(spec.name, "function", service.name),
+                    "labels": {**labels(spec.name, "function", service.name), **pod_kind_label(spec)},
                     "annotations": autoscaling_annotations(service, env),
                 },
                 "spec": {

@@ -115,9 +115,10 @@ def test_scripts_are_valid_shell() -> None:
 
 def test_kube_deploy_runs_the_jobs_before_the_new_revisions() -> None:
     lines = [line.strip() for line in (PROJECT_ROOT / "deploy" / "kube-deploy.sh").read_text().splitlines()]
-    order = [lines.index(step) for step in ('kubectl apply -f "$dir/platform/"', "run_job create-topics",
+    order = [lines.index(step) for step in ('done | kubectl apply -f -', "run_job create-topics",
                                             "run_job migrate", 'kubectl apply -f "$dir/apps/"')]
     assert order == sorted(order)
+    assert 'for file in "$dir"/platform/*.yaml; do' in lines, "the platform files are applied first"
 
 
 def _git_blob_id(data: bytes) -> str:
@@ -179,12 +180,25 @@ def test_compose_runs_the_whole_platform_on_the_original_ports() -> None:
 
 def test_compose_n8n_uses_postgres_and_basic_auth_from_the_environment() -> None:
     n8n = _compose()["services"]["n8n"]
-    assert n8n["image"] == "n8nio/n8n:1.70.1"
+    assert n8n["image"] == "n8nio/n8n:1.123.81"
     env = n8n["environment"]
     assert env["DB_TYPE"] == "postgresdb" and env["DB_POSTGRESDB_HOST"] == "postgres"
     assert env["N8N_BASIC_AUTH_USER"].startswith("${N8N_BASIC_AUTH_USER")
     assert env["N8N_BASIC_AUTH_PASSWORD"].startswith("${N8N_BASIC_AUTH_PASSWORD")
+    assert env["N8N_BLOCK_ENV_ACCESS_IN_NODE"] == "true"
     assert n8n["ports"] == ["5678:5678"]
+
+
+def test_compose_imports_the_workflows_with_the_jobs_script_and_the_values_it_fills_in() -> None:
+    services_ = _compose()["services"]
+    importer = services_["n8n-import"]
+    assert importer["image"] == services_["n8n"]["image"]
+    assert importer["entrypoint"] == ["/bin/sh", "/workflows/import.sh"]
+    assert "./deploy/n8n:/workflows:ro" in importer["volumes"]
+    env = importer["environment"]
+    assert env["N8N_BLOCK_ENV_ACCESS_IN_NODE"] == "true"
+    for name in ("N8N_WEBHOOK_PATH_TOKEN", "NOTIFICATIONS_URL", "PUBLIC_BASE_URL"):
+        assert env[name].startswith("${" + name + ":-"), f"{name}: overridable from the environment"
 
 
 def test_an_absent_schema_folder_skips_with_a_clear_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_every_manifest_validates_against_the_real_schemas(
     knative_kinds = {(d["apiVersion"], d["kind"]) for d in documents if "knative.dev" in d["apiVersion"]}
     assert knative_kinds <= set(crd_schemas), "every Knative kind is checked against its CRD"
     assert {kind for _, kind in knative_kinds} == {"Service", "Trigger", "Broker", "KafkaSource", "KafkaSink",
-                                                    "PingSource"}
+                                                    "PingSource", "EventPolicy"}
 
 
 def _ksvc(documents: list[Manifest]) -> Manifest:
@@ -314,8 +314,9 @@ def test_secrets_are_only_templates_outside_the_applied_folders(env: Environment
                      if doc]
         assert of_kind(documents, "Secret") == []
     templates = [doc for doc in yaml.safe_load_all((root / "secrets" / "secrets.template.yaml").read_text()) if doc]
+    kafka = {"fusion-kafka"} if env.kafka_tls else set()
     assert {doc["metadata"]["name"] for doc in templates} == {"fusion-database", "fusion-stripe", "fusion-shipping",
-                                                                    "n8n-credentials"}
+                                                                    "n8n-credentials", *kafka}
     assert all(set(doc["stringData"].values()) == {""} and "data" not in doc for doc in templates)
 
 
@@ -336,3 +337,48 @@ def test_every_process_reads_the_identity_provider_by_reference(documents: list[
             for name in ("OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_SCOPE_CLAIM"):
                 assert env_vars[name]["valueFrom"]["configMapKeyRef"] == {"name": "fusion-config", "key": name}, (
                     doc["metadata"]["name"], name)
+
+
+def test_only_the_event_plane_delivers_and_nothing_is_public(documents: list[Manifest], env: Environment,
+                                                          specs: list[FunctionSpec]) -> None:
+    by_name = {spec.name: spec for spec in specs}
+    for ksvc in of_kind(documents, "Service"):
+        if ksvc["apiVersion"].startswith("serving.knative.dev"):
+            assert ksvc["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
+            pod_labels = ksvc["spec"]["template"]["metadata"]["labels"]
+            assert pod_labels["fusioncommerce.dev/kind"] == by_name[ksvc["metadata"]["name"]].kind
+    function_triggers = [t for t in of_kind(documents, "Trigger") if t["spec"]["subscriber"].get("ref", {}).get(
+        "kind") == "Service" and t["spec"]["subscriber"]["ref"]["name"] in by_name]
+    assert function_triggers
+    for trigger in function_triggers:
+        subscriber = trigger["spec"]["subscriber"]
+        assert subscriber["audience"] == f"functions.fusioncommerce/{subscriber['ref']['name']}"
+    [policy] = of_kind(documents, "EventPolicy")
+    assert policy["spec"]["to"] == [{"ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                                             "name": "fusion"}}]
+    senders = {(ref["ref"]["kind"], ref["ref"]["name"]) for ref in policy["spec"]["from"]}
+    sources = {(doc["kind"], doc["metadata"]["name"]) for doc in documents
+               if doc["kind"] in ("KafkaSource", "PingSource")}
+    assert senders == sources, "exactly our sources may send to the Broker"
+    [network] = of_kind(documents, "NetworkPolicy")
+    assert network["spec"]["podSelector"] == {"matchExpressions": [{"key": "fusioncommerce.dev/kind",
+                                                                    "operator": "Exists"}]}
+    assert network["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_kafka_speaks_tls_and_scram_outside_development(documents: list[Manifest], env: Environment) -> None:
+    [source] = of_kind(documents, "KafkaSource")
+    [broker_config] = [d for d in of_kind(documents, "ConfigMap") if d["metadata"]["name"] == "kafka-broker-config"]
+    sinks = of_kind(documents, "KafkaSink")
+    [relay] = [d for d in of_kind(documents, "Deployment") if d["metadata"]["name"] == "outbox-relay"]
+    relay_env = {e["name"]: e for e in _containers(relay)[0]["env"]}
+    if not env.kafka_tls:
+        assert "net" not in source["spec"] and "auth.secret.ref.name" not in broker_config["data"]
+        assert "KAFKA_SECURITY_PROTOCOL" not in relay_env
+        return
+    assert source["spec"]["net"]["tls"]["enable"] is True and source["spec"]["net"]["sasl"]["enable"] is True
+    assert broker_config["data"]["auth.secret.ref.name"] == "fusion-kafka"
+    assert all(sink["spec"]["auth"] == {"secret": {"ref": {"name": "fusion-kafka"}}} for sink in sinks)
+    assert relay_env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "fusion-kafka", "key": "password"}
+    [job] = [d for d in of_kind(documents, "Job") if d["metadata"]["name"] == "create-topics"]
+    assert "tls.enabled=true" in _containers(job)[0]["command"][2]
