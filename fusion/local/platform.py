@@ -1,5 +1,10 @@
 """`fusion dev`: the whole platform on one machine, each embedded part replaced by the real one
-when its environment variable is set (DATABASE_URL, KAFKA_BROKERS, STRIPE_SECRET_KEY, OIDC_ISSUER)."""
+when its environment variable is set (DATABASE_URL, KAFKA_BROKERS, STRIPE_SECRET_KEY, OIDC_ISSUER).
+
+Once it is ready, a process of ours that exits is started again, as Kubernetes restarts a container:
+after a delay that doubles with each recent restart, up to a cap; one that keeps exiting stops the
+platform. Before it is ready, any exit is a failed start.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,7 +28,7 @@ from fusion.local.broker import start_broker
 from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer
 from fusion.local.ports import any_free_port, holder_of, port_free, wait_for_port
 from fusion.local.postgres import start_postgres
-from fusion.local.process import ManagedProcess
+from fusion.local.process import ManagedProcess, spawn
 from fusion.local.stripe import start_localstripe
 from fusion.registry import service_named, services
 from fusion.variables import default_of
@@ -40,6 +46,11 @@ BACKING_PORTS = (
     ("issuer", "FUSION_ISSUER_PORT", None),  # always local: it signs the router's deliveries
 )
 LOG_LINES_SHOWN = 15
+FIRST_RESTART_DELAY = 0.5  # seconds, doubled for each restart within the crash-loop window
+MAX_RESTART_DELAY = 8.0
+CRASH_LOOP_RESTARTS = 5  # restarts within CRASH_LOOP_WINDOW seconds, after which a part is given up
+CRASH_LOOP_WINDOW = 60.0
+SUPERVISION_INTERVAL = 0.2
 
 
 class PortClash(RuntimeError):
@@ -80,19 +91,73 @@ def check_function_ports() -> None:
 
 
 @dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    address: str
+class Supervised:
+    """A process of the platform, started again by ``start`` when it exits."""
+
+    server: ManagedProcess
+    start: Callable[[], ManagedProcess]
     log: Path
+    restarts: int = 0
+    recent: deque[float] = field(default_factory=deque)  # when it was restarted, within the window
+    due: float | None = None  # while it is down: when it is to be started again
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    def tend(self, now: float) -> bool:
+        """Notice an exit and plan the restart, or restart when due; True when it was restarted.
+
+        RuntimeError, naming the part with the end of its log, when it keeps exiting."""
+        code = self.server.exit_code() if self.due is None else None
+        if code is not None:
+            self._down(exit_description(code), now)
+        if self.due is None or now < self.due:
+            return False
+        self.due = None
+        self.restarts += 1
+        self.recent.append(now)
+        try:
+            self.server = self.start()
+        except RuntimeError as exc:  # a backing service that did not come up counts as one more exit
+            self._down(f"did not start again: {exc}", now)
+            return False
+        print(f"{self.name} restarted (restart {self.restarts}, pid {self.pid_and_restarts()[0]})", flush=True)
+        return True
+
+    def _down(self, why: str, now: float) -> None:
+        self.server.kill_leftovers()
+        while self.recent and now - self.recent[0] > CRASH_LOOP_WINDOW:
+            self.recent.popleft()
+        if len(self.recent) >= CRASH_LOOP_RESTARTS:
+            raise RuntimeError(f"{self.name} {why} after {len(self.recent)} restarts within "
+                               f"{CRASH_LOOP_WINDOW:.0f} s; it keeps failing, so everything stops. The end of its "
+                               f"log:\n{last_lines(self.log)}\nthe whole log: {self.log}")
+        delay = min(MAX_RESTART_DELAY, FIRST_RESTART_DELAY * 2 ** len(self.recent))
+        self.due = now + delay
+        print(f"{self.name} {why}; restarting it in {delay:g} s (restart {self.restarts + 1})", flush=True)
+
+    def pid_and_restarts(self) -> tuple[str, str]:
+        """Its cells in the table: the pid while it runs, and how often it was restarted (blank: never)."""
+        process = self.server.process
+        pid = str(process.pid) if process is not None and self.due is None else ""
+        return pid, str(self.restarts) if self.restarts else ""
+
+
+def exit_description(code: int) -> str:
+    try:
+        killed = f" ({signal.Signals(-code).name})" if code < 0 else ""
+    except ValueError:
+        killed = ""
+    return f"exited with code {code}{killed}"
 
 
 @dataclass
 class Platform:
     root: Path
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    backing: list[ManagedProcess] = field(default_factory=list)
-    children: list[Child] = field(default_factory=list)
+    backing: list[Supervised] = field(default_factory=list)
+    children: list[Supervised] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     issuer: IssuerServer | None = None
 
@@ -128,22 +193,21 @@ class Platform:
     def _backing_services(self, ports: Ports) -> None:
         env = self.env
         if not env.get("DATABASE_URL"):
-            pg = start_postgres(self.state_dir / "postgres", ports.postgres, log_file=self.log_dir / "postgres.log")
-            self.backing.append(pg)
+            pg = self._keep(partial(start_postgres, self.state_dir / "postgres", ports.postgres,
+                                    log_file=self.log_dir / "postgres.log"))
             env["DATABASE_URL"] = pg.url
             self.notes["postgres"] = f"{pg.url}  (embedded, data in {self.state_dir / 'postgres'})"
         else:
             self.notes["postgres"] = "DATABASE_URL (external)"
         if not env.get("KAFKA_BROKERS"):
-            broker = start_broker(ports.broker, log_file=self.log_dir / "broker.log")
-            self.backing.append(broker)
+            broker = self._keep(partial(start_broker, ports.broker, log_file=self.log_dir / "broker.log"))
             env["KAFKA_BROKERS"] = broker.url
             self.notes["broker"] = f"{broker.url}  (embedded Tansu, memory only)"
         else:
             self.notes["broker"] = f"{env['KAFKA_BROKERS']}  (external)"
         if not env.get("STRIPE_SECRET_KEY"):
-            stripe = start_localstripe(ports.stripe, log_file=self.log_dir / "stripe.log")
-            self.backing.append(stripe)
+            stripe = self._keep(partial(start_localstripe, ports.stripe, log_file=self.log_dir / "stripe.log"),
+                                again=partial(self._localstripe_again, ports.stripe))
             env.update(STRIPE_SECRET_KEY=LOCAL_STRIPE_KEY, STRIPE_API_BASE=stripe.url,
                        STRIPE_WEBHOOK_SECRET=LOCAL_WEBHOOK_SECRET, STRIPE_AUTO_CONFIRM="true")
             self.notes["stripe"] = f"{stripe.url}  (localstripe, auto-confirming test cards)"
@@ -153,6 +217,18 @@ class Platform:
         env.setdefault("FUSION_ENV", "development")
         env.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1")
         env.setdefault("THREADS", "32")
+
+    def _keep(self, start: Callable[[], ManagedProcess],
+              again: Callable[[], ManagedProcess] | None = None) -> ManagedProcess:
+        """Start a backing service and supervise it; ``again`` restarts it when that takes more than ``start``."""
+        server = start()
+        self.backing.append(Supervised(server, again or start, self.log_dir / f"{server.name}.log"))
+        return server
+
+    def _localstripe_again(self, port: int) -> ManagedProcess:
+        server = start_localstripe(port, log_file=self.log_dir / "stripe.log")
+        self._register_stripe_webhook()  # localstripe keeps nothing: the new one must hear of the webhook
+        return server
 
     def _identity(self, ports: Ports) -> None:
         """The local OIDC issuer: it signs the router's delivery tokens, and customers' and staff's tokens
@@ -180,10 +256,8 @@ class Platform:
 
     def _spawn(self, name: str, command: list[str], address: str) -> None:
         log = self.log_dir / f"{name}.log"
-        with log.open("ab") as sink:
-            process = subprocess.Popen(command, cwd=self.root, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
-        self.children.append(Child(name, process, address, log))
+        start = partial(spawn, name, address, command, log, env=self.env, cwd=self.root)
+        self.children.append(Supervised(start(), start, log))
 
     def _spawn_service(self, name: str, source: str, port: int) -> None:
         command = [sys.executable, "-m", "functions_framework", "--source", source, "--target", "serve",
@@ -237,34 +311,41 @@ class Platform:
             pass
 
     def check_children(self) -> None:
+        """While starting: a child that exited is a failed start."""
         for child in self.children:
-            if child.process.poll() is not None:
-                raise RuntimeError(f"{child.name} exited with code {child.process.returncode}; the end of its log:\n"
+            code = child.server.exit_code()
+            if code is not None:
+                raise RuntimeError(f"{child.name} exited with code {code}; the end of its log:\n"
                                    f"{last_lines(child.log)}\nthe whole log: {child.log}")
 
+    def supervise(self) -> None:
+        """One turn of the supervision loop: restart what exited once its delay is over; show the new table."""
+        now = time.monotonic()
+        restarted = [part.name for part in (*self.backing, *self.children) if part.tend(now)]
+        if restarted:
+            print(self.table(), flush=True)
+
     def table(self) -> str:
-        rows = [(c.name, c.address, str(c.process.pid)) for c in self.children]
-        rows += [(name, note, "") for name, note in self.notes.items()]
+        backing = {part.name: part for part in self.backing}
+        rows = [(c.name, c.server.url, *c.pid_and_restarts()) for c in self.children]
+        rows += [(name, note, *(backing[name].pid_and_restarts() if name in backing else ("", "")))
+                 for name, note in self.notes.items()]
         width = max(len(r[0]) for r in rows) + 2
-        lines = [f"{'part':<{width}}{'where':<58}pid", f"{'-' * (width - 2):<{width}}{'-' * 56:<58}---"]
-        lines += [f"{name:<{width}}{where:<58}{pid}" for name, where, pid in rows]
+        lines = [f"{'part':<{width}}{'where':<57} {'pid':<8}restarts",
+                 f"{'-' * (width - 2):<{width}}{'-' * 56:<57} {'---':<8}--------"]
+        lines += [f"{name:<{width}}{where:<57} {pid:<8}{restarts}".rstrip() for name, where, pid, restarts in rows]
         lines.append(f"logs in {self.log_dir}")
         return "\n".join(lines)
 
     def stop(self, timeout: float = 5.0) -> None:
         for child in reversed(self.children):
-            if child.process.poll() is None:
-                os.killpg(child.process.pid, signal.SIGTERM)
+            child.server.ask_to_stop()
         deadline = time.monotonic() + timeout
         for child in self.children:
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
+            child.server.wait_stopped(max(0.1, deadline - time.monotonic()))
         self.children.clear()
         for backing in reversed(self.backing):
-            backing.stop()
+            backing.server.stop()
         self.backing.clear()
         if self.issuer is not None:
             self.issuer.stop()
@@ -327,8 +408,8 @@ def run(root: Path, empty: bool = False) -> int:
         load_sample_catalog(platform, empty)
         print(platform.table())
         print(f"FusionCommerce is ready in {time.monotonic() - started:.1f} s — Ctrl-C stops everything.", flush=True)
-        while not stop.wait(0.5):
-            platform.check_children()
+        while not stop.wait(SUPERVISION_INTERVAL):
+            platform.supervise()
         print("stopping…")
         return 0
     except RuntimeError as exc:

@@ -1,9 +1,9 @@
 """Supervising a local service: a child process in its own session, started, awaited and stopped.
 
-``launch`` returns once the service answers real client requests; ``ManagedProcess.stop``
-shuts it down and leaves no process behind. ``start_or_attach`` first looks at the port: a
-healthy server of the same kind already there is used as is (``process`` is then ``None`` and
-``stop`` leaves that server running).
+``spawn`` starts it and returns at once; ``launch`` returns once the service answers real client
+requests; ``ManagedProcess.stop`` shuts it down and leaves no process behind. ``start_or_attach``
+first looks at the port: a healthy server of the same kind already there is used as is
+(``process`` is then ``None`` and ``stop`` leaves that server running).
 """
 
 from __future__ import annotations
@@ -36,19 +36,40 @@ class ManagedProcess:
     process: subprocess.Popen[bytes] | None
     stop_signal: signal.Signals = signal.SIGTERM
 
+    def exit_code(self) -> int | None:
+        """The code it exited with (negative: the signal that killed it); None while it runs, or when not ours."""
+        return None if self.process is None else self.process.poll()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Send ``stop_signal``, wait up to ``timeout`` s, then SIGKILL it and its children; idempotent."""
+        self.ask_to_stop()
+        self.wait_stopped(timeout)
+
+    def ask_to_stop(self) -> None:
+        """Send ``stop_signal`` without waiting, so that several servers stop at once."""
         proc = self.process
-        if proc is None or proc.poll() is not None:
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(self.stop_signal)
+
+    def wait_stopped(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for it to exit, then SIGKILL it and its children."""
+        proc = self.process
+        if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(self.stop_signal)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             children = _child_pids(proc.pid)
             _kill_all([proc.pid, *children])
             proc.wait()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what is left of its session once it has exited: the workers or backends of a killed
+        server still hold its port or shared memory and would keep the next one from starting."""
+        if self.process is not None and self.process.poll() is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def start_or_attach(
@@ -92,11 +113,25 @@ def launch(
     stop_signal: signal.Signals = signal.SIGTERM,
 ) -> ManagedProcess:
     """Spawn ``command`` and return once ``ready()``; a server that exits or stays unready is stopped."""
-    process = _spawn(command, log_file, env=env, cwd=cwd, owner=owner)
-    server = ManagedProcess(name, url, process, stop_signal)
+    server = spawn(name, url, command, log_file, env=env, cwd=cwd, owner=owner, stop_signal=stop_signal)
     with stopped_on_error(server):
-        wait_started(name, ready, process, log_file)
+        wait_started(name, ready, server.process, log_file)
     return server
+
+
+def spawn(
+    name: str,
+    url: str,
+    command: list[str],
+    log_file: Path | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    owner: pwd.struct_passwd | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> ManagedProcess:
+    """Start ``command`` in a session of its own, its output appended to ``log_file``; returns at once."""
+    return ManagedProcess(name, url, _spawn(command, log_file, env=env, cwd=cwd, owner=owner), stop_signal)
 
 
 @contextlib.contextmanager
