@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 import yaml
@@ -78,3 +79,14 @@ def test_staging_then_smoke_then_approved_production() -> None:
     assert "startsWith(github.ref, 'refs/tags/v')" in production["if"]
     assert '--image-tag "$GITHUB_REF_NAME"' in _run_lines(production)
     assert "deploy/kube-deploy.sh build/production fusioncommerce-production" in _run_lines(production)
+
+
+def test_every_action_is_pinned_by_commit_with_its_tag_in_a_comment() -> None:
+    lines = [line.strip() for line in (PROJECT_ROOT / ".github" / "workflows" / "ci.yml").read_text().splitlines()]
+    uses = [line.split("uses:", 1)[1].strip() for line in lines if "uses:" in line]
+    assert uses
+    for reference in uses:
+        action, _, rest = reference.partition("@")
+        commit, _, comment = rest.partition("#")
+        assert re.fullmatch(r"[0-9a-f]{40}", commit.strip()), f"{action} is not pinned by commit: {reference}"
+        assert comment.strip().startswith(("v", "0")), f"{action}: name the tag in a comment"
