@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import flask
@@ -35,6 +35,10 @@ CommandFn = Callable[[flask.Request, dict[str, str], UnitOfWork], flask.Response
 EventFn = Callable[[Event, UnitOfWork], None]
 ScheduledFn = Callable[[Event], None]
 P = TypeVar("P", bound=BaseModel)
+# What an HTTP function answers on success, for the OpenAPI document: a view model, a list of them
+# (`list[OrderView]`) or a media type ("application/pdf"); by status when it has several or is not 200.
+Answer = type[BaseModel] | type[list[Any]] | str
+Answers = Answer | Mapping[int, Answer]
 
 log = logging.getLogger("fusion.functions")
 DONE = 204
@@ -132,15 +136,18 @@ def find_route(specs: Iterable[FunctionSpec], method: str, path: str) -> tuple[F
     """The function whose route matches, with the path parameters; 405 when only the method differs, else 404."""
     if not is_printable(path):  # control characters name nothing (and PostgreSQL refuses NUL)
         raise _no_route(method, path)
-    method_differs = False
+    matching: list[Route] = []
     for spec in specs:
         for route in spec.routes:
             params = route.match(method, path)
             if params is not None:
                 return spec, params
-            method_differs = method_differs or bool(route.pattern.match(path))
-    if method_differs:
-        raise ApiError(405, f"{method} is not allowed on {path}")
+            if route.pattern.match(path):
+                matching.append(route)
+    if matching:  # RFC 9110: a 405 lists the methods the path takes, by its most specific routes
+        fewest = min(route.path.count("{") for route in matching)
+        allowed = sorted({route.method for route in matching if route.path.count("{") == fewest})
+        raise ApiError(405, f"{method} is not allowed on {path}", headers={"Allow": ", ".join(allowed)})
     raise _no_route(method, path)
 
 
@@ -153,23 +160,26 @@ def _match(spec: FunctionSpec, request: flask.Request) -> dict[str, str]:
 
 
 def _http_spec(name: str, service: str, routes: Iterable[str], auth: Access, summary: str, target: str,
-               extra: dict[str, Any]) -> FunctionSpec:
+               extra: dict[str, Any], answers: Answers | None) -> FunctionSpec:
+    if answers is not None:
+        extra["answers"] = dict(answers) if isinstance(answers, Mapping) else {200: answers}
     return FunctionSpec(name=name, target=target, service=service, kind="http", routes=_routes(routes),
                         access=auth, summary=summary, extra=extra)
 
 
 def query(
     name: str, *, service: str, routes: Iterable[str], auth: Access, summary: str = "",
-    params: Sequence[str] = (),
+    params: Sequence[str] = (), answers: Answers | None = None,
 ) -> Callable[[QueryFn], HttpFunction]:
-    """A read-only HTTP function; `params` names the query parameters it reads (for the OpenAPI document).
+    """A read-only HTTP function; `params` names the query parameters it reads and `answers` what it answers
+    on success (for the OpenAPI document).
 
     `auth` says who may call it (fusion.auth: PUBLIC, CUSTOMER, staff(scope), customer_or_staff(scope), SIGNED).
     """
 
     def decorate(fn: QueryFn) -> HttpFunction:
         spec = _http_spec(name, service, routes, auth, summary or (fn.__doc__ or "").strip(), fn.__name__,
-                          {"params": tuple(params)})
+                          {"params": tuple(params)}, answers)
         return _wrap(spec, lambda request: fn(request, _match(spec, request)))
 
     return decorate
@@ -177,16 +187,17 @@ def query(
 
 def command(
     name: str, *, service: str, routes: Iterable[str], auth: Access, summary: str = "",
-    body: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None, answers: Answers | None = None,
 ) -> Callable[[CommandFn], HttpFunction]:
     """An HTTP function that changes state in one unit of work, honouring an `Idempotency-Key` header.
 
-    `body` is the model the function parses its JSON body with (for the OpenAPI document); `auth` as for `query`.
+    `body` is the model the function parses its JSON body with (for the OpenAPI document); `auth` and
+    `answers` as for `query`.
     """
 
     def decorate(fn: CommandFn) -> HttpFunction:
         spec = _http_spec(name, service, routes, auth, summary or (fn.__doc__ or "").strip(), fn.__name__,
-                          {"body": body})
+                          {"body": body}, answers)
 
         def serve(request: flask.Request) -> flask.Response:
             params = _match(spec, request)

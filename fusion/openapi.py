@@ -10,13 +10,19 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
+from fusion.listing import MAX_OFFSET, MAX_PAGE_SIZE
 from fusion.registry import FunctionSpec, Route, Service, services
+from fusion.web import Param, count_param, text_param
+
+if TYPE_CHECKING:
+    from fusion.declare import Answer
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -68,7 +74,7 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "required": False,
     "description": "Makes the command safe to retry: the same key with the same request returns the first "
                    "response and changes nothing; the same key with a different request answers 422.",
-    "schema": {"type": "string", "maxLength": 255},
+    "schema": text_param("Idempotency-Key", 255).schema,
 }
 # status -> (component name, description); each answers an `Error` body.
 ERROR_RESPONSES: dict[int, tuple[str, str]] = {
@@ -77,17 +83,18 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
                              "issuer or audience, or wrongly signed."),
     403: ("Forbidden", "The token is valid but does not grant this (a customer on a staff function, or staff "
                        "without the needed scope)."),
-    404: ("NotFound", "No such resource."),
+    404: ("NotFound", "No such resource (named by the path, or by the body of a command)."),
     409: ("Conflict", "The resource's state does not allow this."),
     413: ("PayloadTooLarge", "The request body is over the limit (1 MiB)."),
     422: ("Unprocessable", "Well-formed but refused, e.g. the Idempotency-Key was already used with a "
                            "different request, or an order's price differs from the catalog's."),
     503: ("Unavailable", "The database is unreachable; try again."),
 }
-# The paging parameters every `Listing` reads (fusion/listing.py); any other query parameter is a string.
+# The paging parameters every `Listing` reads (fusion/listing.py); a `Param` carries its own schema, and any
+# other query parameter is a string.
 QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
-    "limit": {"type": "integer", "minimum": 1},
-    "offset": {"type": "integer", "minimum": 0, "default": 0},
+    "limit": count_param("limit", 1, MAX_PAGE_SIZE).schema,
+    "offset": {**count_param("offset", 0, MAX_OFFSET).schema, "default": 0},
 }
 
 
@@ -164,10 +171,11 @@ def _operation(spec: FunctionSpec, route: Route, operation_id: str, schemas: dic
         operation["requestBody"] = _request_body(body, schemas)
     # A command's Idempotency-Key is validated too (400), so every command can answer 400.
     errors = {400} if body is not None or query or is_command else set()
-    errors |= {404} if path_names else set()
+    # A command's body may name what does not exist (a payment's order, a parcel's tracking number).
+    errors |= {404} if path_names or is_command else set()
     errors |= {409, 413, 422} if is_command else set()
     errors |= _declare_access(spec, operation)
-    operation["responses"] = _responses(is_command, errors | {503})
+    operation["responses"] = {**_successes(spec, schemas), **_errors(errors | {503})}
     return operation
 
 
@@ -206,14 +214,19 @@ def _path_parameter(name: str) -> dict[str, Any]:
 
 
 def _query_parameter(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": QUERY_SCHEMAS.get(name, {"type": "string"})}
+    schema = name.schema if isinstance(name, Param) else QUERY_SCHEMAS.get(name, {"type": "string"})
+    return {"name": str(name), "in": "query", "required": False, "schema": _or_empty(schema)}
+
+
+def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every reader takes an empty query parameter for a missing one, so the empty text is a value too."""
+    if schema.get("type") == "string" and not {"enum", "format"} & set(schema):
+        return schema
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0, "description": "Empty: as if left out."}]}
 
 
 def _request_body(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(by_alias=True, ref_template=SCHEMA_REF)
-    for name, definition in schema.pop("$defs", {}).items():
-        _add_schema(schemas, name, definition)
-    _add_schema(schemas, model.__name__, schema)
+    schema = _component(model, "validation", schemas)
     # A model that needs no field is a body the function lets the client leave out.
     return {
         "required": bool(schema.get("required")),
@@ -221,16 +234,49 @@ def _request_body(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, 
     }
 
 
+def _component(model: type[BaseModel], mode: Literal["validation", "serialization"],
+               schemas: dict[str, Any]) -> dict[str, Any]:
+    """Add the model's schema (as it is read for a request, written for an answer) and its parts to `schemas`."""
+    schema = model.model_json_schema(by_alias=True, ref_template=SCHEMA_REF, mode=mode)
+    for name, definition in schema.pop("$defs", {}).items():
+        _add_schema(schemas, name, definition)
+    _add_schema(schemas, model.__name__, schema)
+    return schema
+
+
 def _add_schema(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
     if name in schemas and schemas[name] != schema:
-        raise ValueError(f"two different request schemas are named {name}: rename one of the models")
+        raise ValueError(f"two different schemas are named {name}: rename one of the models")
     schemas[name] = schema
 
 
-def _responses(is_command: bool, errors: set[int]) -> dict[str, Any]:
-    success = {"2XX": {"description": "Done."}} if is_command else {"200": {"description": "OK."}}
-    refs = {str(status): {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"} for status in sorted(errors)}
-    return {**success, **refs}
+def _successes(spec: FunctionSpec, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The declared success answers (`answers=`), each with its exact status and the schema of its body."""
+    answers: Mapping[int, Answer] | None = spec.extra.get("answers")
+    if not answers:
+        raise ValueError(f"{spec.name} declares no answers=: say what it answers on success")
+    return {str(status): _success(status, answers[status], schemas) for status in sorted(answers)}
+
+
+def _success(status: int, answer: Answer, schemas: dict[str, Any]) -> dict[str, Any]:
+    phrase = f"{HTTPStatus(status).phrase}."
+    if isinstance(answer, str):  # a document, not JSON
+        return {"description": phrase, "content": {answer: {"schema": {"type": "string", "format": "binary"}}}}
+    many = get_origin(answer) is list
+    model = get_args(answer)[0] if many else answer
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ValueError(f"answers= names {answer!r}: give a model, a list of one, or a media type")
+    _component(model, "serialization", schemas)
+    ref = {"$ref": SCHEMA_REF.format(model=model.__name__)}
+    what = (model.__doc__ or model.__name__).strip().splitlines()[0]
+    return {
+        "description": f"{phrase} A list, each: {what}" if many else f"{phrase} {what}",
+        "content": {"application/json": {"schema": {"type": "array", "items": ref} if many else ref}},
+    }
+
+
+def _errors(statuses: set[int]) -> dict[str, Any]:
+    return {str(code): {"$ref": f"#/components/responses/{ERROR_RESPONSES[code][0]}"} for code in sorted(statuses)}
 
 
 def _error_response(description: str) -> dict[str, Any]:

@@ -93,6 +93,7 @@ class Sender:
 
     def deliver(self, event: Event, url: str, policy: Delivery, dlq: str | None,
                 audience: str | None = None) -> Verdict:
+        """How the delivery ended; RETRY only when the router stopped first (the event is not done)."""
         retry = 0
         while True:
             attempt = self.post(url, event, policy.timeout, audience)
@@ -102,7 +103,9 @@ class Sender:
             if verdict in (Verdict.DONE, Verdict.REPLY):
                 self.delivered += 1
                 return verdict
-            if verdict is Verdict.RETRY and retry < policy.retries and not self.stop.is_set():
+            if verdict is Verdict.RETRY and retry < policy.retries:
+                if self.stop.is_set():
+                    return Verdict.RETRY  # retries left: the next router delivers it, not the dead letters
                 retry += 1
                 wait = policy.wait_before(retry)
                 log.info("retry %d of %s to %s in %.1f s (status %s)", retry, event.id, url, wait, attempt.status)
@@ -252,21 +255,25 @@ class HandlerConsumer:
             except queue.Empty:
                 continue
             try:
-                self._handle(message)
+                settled = self._handle(message)
             except Exception:
                 log.exception("router failed on a record of %s", message.topic())
-            finally:
+                settled = True
+            if settled:  # an unsettled event stays in flight, so its offset is never committed
                 self.tracker.finished(part, message.offset())
 
-    def _handle(self, message: Any) -> None:
+    def _handle(self, message: Any) -> bool:
+        """False when the router stopped before the event was delivered or dead-lettered."""
         try:
             event = from_kafka(message.value(), message.headers())
         except Exception as exc:
             log.error("unreadable record on %s@%s: %s", message.topic(), message.offset(), exc)
-            return
+            return True
         if event.type not in self.sub.types:
-            return  # the Trigger's type filter
-        self.sender.deliver(event, self.sub.url, self.sub.delivery, message.topic() + DLQ_SUFFIX, self.sub.audience)
+            return True  # the Trigger's type filter
+        verdict = self.sender.deliver(event, self.sub.url, self.sub.delivery, message.topic() + DLQ_SUFFIX,
+                                      self.sub.audience)
+        return verdict is not Verdict.RETRY
 
 
 def ping_event(spec: FunctionSpec, namespace: str = "local") -> Event:

@@ -6,12 +6,23 @@ import io
 import json
 import re
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, NoReturn, TypeVar
 
 import flask
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from fusion.errors import (
@@ -25,7 +36,7 @@ from fusion.errors import (
     Unauthenticated,
     Unavailable,
 )
-from fusion.money import MoneyError, bounded_decimal, json_number
+from fusion.money import _EXPONENTS, MAX_AMOUNT, MoneyError, bounded_decimal, json_number
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,12 +64,34 @@ def is_printable(text: str) -> bool:
     return _CONTROL.search(text) is None
 
 
+def _text_pattern(control: re.Pattern[str], required: bool) -> str:
+    """The JSON schema pattern of a text without `control` characters; a `required` one is not blank once trimmed."""
+    allowed = f"[^{control.pattern[1:-1]}]"
+    visible = f"[^\\s{control.pattern[1:-1]}]"
+    return f"^{allowed}*{visible}{allowed}*$" if required else f"^{allowed}*$"
+
+
+def _document_body(schema: dict[str, Any], model: type[Any]) -> None:
+    """Say in a body's JSON schema what its validators hold: printable text, amounts as numbers."""
+    free_text: frozenset[str] = getattr(model, "free_text", frozenset())
+    for name, field in model.model_fields.items():
+        prop = schema.get("properties", {}).get(field.alias or name)
+        if prop is None:
+            continue
+        control = _CONTROL_IN_FREE_TEXT if name in free_text else _CONTROL
+        for branch in prop.get("anyOf", [prop]):
+            if branch.get("type") == "string" and not {"enum", "format"} & set(branch):
+                branch["pattern"] = _text_pattern(control, branch.get("minLength", 0) > 0)
+        if field.annotation is Decimal:  # documented as the JSON number it should be; text is accepted too
+            prop.update(next(branch for branch in prop.pop("anyOf") if branch.get("type") == "number"))
+
+
 class Body(BaseModel):
     """Every JSON request body: camelCase names (snake_case accepted too), extra fields ignored, text trimmed,
     no control characters in any text (tabs and line breaks only in the fields named in `free_text`)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, alias_generator=to_camel,
-                              populate_by_name=True)
+                              populate_by_name=True, json_schema_extra=_document_body)
     free_text: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*")
@@ -74,23 +107,38 @@ class Body(BaseModel):
 Amount = Annotated[Decimal, BeforeValidator(bounded_decimal)]
 
 
+# A currency in a body, documented as the ISO 4217 codes it must be one of (any case is accepted).
+CurrencyCode = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(_EXPONENTS)})]
+
+
+def _whole(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A count in a body: a JSON integer, which JSON Schema says 3.0 is too; never text or a boolean.
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+
+
 class ApiError(Exception):
     """An answer other than success: status, a machine-readable code and a message naming the problem."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, field: str | None = None):
+    def __init__(self, status: int, message: str, *, code: str | None = None, field: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _DEFAULT_CODES.get(status, "error")
         self.field = field
+        self.headers = dict(headers or {})
 
     def response(self) -> flask.Response:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.field:
             body["field"] = self.field
-        # RFC 6750: a 401 says which scheme it wants.
-        headers = {"WWW-Authenticate": f'Bearer error="{self.code}"'} if self.status == 401 else None
-        return json_response(body, self.status, headers=headers)
+        headers = dict(self.headers)
+        if self.status == 401:  # RFC 6750: a 401 says which scheme it wants
+            headers["WWW-Authenticate"] = f'Bearer error="{self.code}"'
+        return json_response(body, self.status, headers=headers or None)
 
 
 _DEFAULT_CODES = {
@@ -145,6 +193,34 @@ def dumps(body: Any) -> str:
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
     return flask.Response(dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+class View(BaseModel):
+    """Every JSON answer: camelCase names and nothing but the declared fields, so its schema is the answer's.
+
+    A field with a default is left out unless it is given: what only some callers are shown."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json", exclude_unset=True)
+
+
+# In an answer, an amount is a JSON number (whole amounts as integers) and a moment is ISO 8601 in UTC with Z.
+Number = Annotated[Decimal, PlainSerializer(json_number, return_type=Any), WithJsonSchema({"type": "number"})]
+Instant = Annotated[datetime, PlainSerializer(lambda moment: _utc_text(moment), return_type=str),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def one_of(names: Iterable[str]) -> WithJsonSchema:
+    """An answer's text field that is always one of `names`, a status: `Annotated[str, one_of(STATUSES)]`."""
+    return WithJsonSchema({"type": "string", "enum": list(names)})
+
+
+def answer(view: View | Sequence[View], status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    """The JSON response of one view, or of a list of them."""
+    body = view.to_json() if isinstance(view, View) else [item.to_json() for item in view]
+    return json_response(body, status, headers)
 
 
 def limit_body(request: flask.Request) -> None:
@@ -225,6 +301,37 @@ def parse_body(request: flask.Request, model: type[M]) -> M:
         raise validation_error(exc) from None
 
 
+class Param(str):
+    """A query parameter's name (for `params=`) carrying the JSON schema of what its reader accepts."""
+
+    schema: dict[str, Any]
+
+    def __new__(cls, name: str, schema: dict[str, Any]) -> Param:
+        param = super().__new__(cls, name)
+        param.schema = schema
+        return param
+
+
+def text_param(name: str, max_length: int) -> Param:
+    """What `query_text(request, name, max_length)` accepts."""
+    return Param(name, {"type": "string", "maxLength": max_length, "pattern": _text_pattern(_CONTROL, False)})
+
+
+def choice_param(name: str, allowed: Iterable[str]) -> Param:
+    """What `query_choice(request, name, allowed)` accepts."""
+    return Param(name, {"type": "string", "enum": list(allowed)})
+
+
+def count_param(name: str, low: int, high: int) -> Param:
+    """What `query_int(request, name, default, low=low, high=high)` accepts."""
+    return Param(name, {"type": "integer", "minimum": low, "maximum": high})
+
+
+def amount_param(name: str) -> Param:
+    """What `query_decimal(request, name)` accepts."""
+    return Param(name, {"type": "number", "minimum": 0, "exclusiveMaximum": int(MAX_AMOUNT)})
+
+
 def query_int(request: flask.Request, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -276,4 +383,8 @@ def utc_now() -> datetime:
 
 
 def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if moment is None else _utc_text(moment)
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -23,7 +23,7 @@ TESTS_DIR = PROJECT_ROOT / "tests"
 SERVICE_SCHEMAS = [s.package for s in services().values()]
 # What each folder's tests need, as a marker: `-m pure` runs in seconds, `-m "not platform"` skips `fusion dev`.
 FOLDER_MARKERS = {"unit": "pure", "deploy": "pure", "component": "database", "integration": "broker",
-                  "e2e": "platform"}
+                  "e2e": "platform", "fuzz": "platform"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

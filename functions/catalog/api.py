@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
 
 import flask
 
@@ -12,30 +12,48 @@ from functions.catalog.store import SERVICE, ProductRow
 from fusion.auth import PUBLIC, staff
 from fusion.declare import command, query
 from fusion.listing import page_of
-from fusion.money import to_json_number
+from fusion.money import to_decimal
 from fusion.uow import UnitOfWork, reading
-from fusion.web import json_response, parse_body, path_uuid, query_decimal, query_text
+from fusion.web import (
+    Instant,
+    Number,
+    View,
+    amount_param,
+    answer,
+    parse_body,
+    path_uuid,
+    query_decimal,
+    query_text,
+    text_param,
+)
 
 
-def product_json(row: ProductRow) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "sku": row.sku,
-        "name": row.name,
-        "description": row.description,
-        "price": to_json_number(row.price_minor, row.currency),
-        "currency": row.currency,
-        "inventory": row.inventory,
-        "category": row.category,
-        "createdAt": row.created_at,
-    }
+class ProductView(View):
+    """A product of the catalog."""
+
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str | None
+    price: Number
+    currency: str
+    inventory: int
+    category: str | None
+    created_at: Instant
 
 
-@command("create-product", service=SERVICE, routes=["POST /products"], auth=staff("catalog:write"), body=NewProduct)
+def product_view(row: ProductRow) -> ProductView:
+    return ProductView(id=row.id, sku=row.sku, name=row.name, description=row.description,
+                       price=to_decimal(row.price_minor, row.currency), currency=row.currency,
+                       inventory=row.inventory, category=row.category, created_at=row.created_at)
+
+
+@command("create-product", service=SERVICE, routes=["POST /products"], auth=staff("catalog:write"), body=NewProduct,
+         answers={201: ProductView})
 def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Create a product and publish product.created."""
-    body = product_json(flow.create_product(parse_body(request, NewProduct), uow))
-    return json_response(body, 201, headers={"Location": f"/products/{body['id']}"})
+    product = product_view(flow.create_product(parse_body(request, NewProduct), uow))
+    return answer(product, 201, headers={"Location": f"/products/{product.id}"})
 
 
 def _search_of(request: flask.Request) -> ProductSearch:
@@ -48,19 +66,20 @@ def _search_of(request: flask.Request) -> ProductSearch:
 
 
 @query("list-products", service=SERVICE, routes=["GET /products"], auth=PUBLIC,
-       params=["q", "category", "minPrice", "maxPrice", "limit", "offset"])
+       params=[text_param("q", 200), text_param("category", 100), amount_param("minPrice"), amount_param("maxPrice"),
+               "limit", "offset"], answers=list[ProductView])
 def list_products(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List products: q (name/description contains), category, minPrice, maxPrice, limit, offset."""
     search = _search_of(request)
     with reading(SERVICE) as uow:
         rows = flow.search_products(search, uow, page_of(request))
-    return json_response([product_json(row) for row in rows])
+    return answer([product_view(row) for row in rows])
 
 
-@query("get-product", service=SERVICE, routes=["GET /products/{id}"], auth=PUBLIC)
+@query("get-product", service=SERVICE, routes=["GET /products/{id}"], auth=PUBLIC, answers=ProductView)
 def get_product(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One product by id."""
     product_id = path_uuid(params, "id", "product")
     with reading(SERVICE) as uow:
         row = flow.find_product(product_id, uow)
-    return json_response(product_json(row))
+    return answer(product_view(row))

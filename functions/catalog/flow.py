@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import Field, field_validator
 
 from functions.catalog import store
 from functions.catalog.store import ProductRow
@@ -15,7 +15,9 @@ from fusion.errors import Conflict, Invalid, NotFound
 from fusion.listing import Page
 from fusion.money import MoneyError, normalise_currency, to_decimal, to_minor
 from fusion.uow import UnitOfWork
-from fusion.web import Amount, Body
+from fusion.web import Amount, Body, CurrencyCode, WholeNumber
+
+MAX_INVENTORY = 2**31 - 1  # the stock column is a PostgreSQL integer
 
 
 class NewProduct(Body):
@@ -25,8 +27,8 @@ class NewProduct(Body):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     price: Amount = Field(ge=0)
-    currency: str
-    inventory: StrictInt = Field(ge=0)
+    currency: CurrencyCode
+    inventory: WholeNumber = Field(ge=0, le=MAX_INVENTORY)
     category: str | None = Field(default=None, max_length=100)
 
     @field_validator("currency")

@@ -27,7 +27,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import Field, field_validator
 
 from functions.group_commerce import store
 from functions.group_commerce.rules import (
@@ -50,7 +50,7 @@ from fusion.contracts import (
 from fusion.errors import Conflict, Invalid, NotFound, Refused
 from fusion.money import to_decimal
 from fusion.uow import UnitOfWork
-from fusion.web import Amount, Body, utc_now
+from fusion.web import Amount, Body, WholeNumber, utc_now
 
 MAX_SEATS = 100_000
 MAX_DISCOUNT_PERCENT = 90  # deeper discounts are giveaways, which need a rule of their own
@@ -58,8 +58,8 @@ MAX_DISCOUNT_PERCENT = 90  # deeper discounts are giveaways, which need a rule o
 
 class NewCampaign(Body):
     product_id: uuid.UUID
-    min_participants: StrictInt = Field(ge=1, le=MAX_SEATS)
-    max_participants: StrictInt = Field(ge=1, le=MAX_SEATS)
+    min_participants: WholeNumber = Field(ge=1, le=MAX_SEATS)
+    max_participants: WholeNumber = Field(ge=1, le=MAX_SEATS)
     discount_percentage: Amount = Field(gt=0, le=MAX_DISCOUNT_PERCENT, decimal_places=2)
     expires_at: datetime
 

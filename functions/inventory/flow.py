@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from functions.inventory import store
 from functions.inventory.rules import first_shortage
@@ -21,7 +21,7 @@ from fusion.db import Sql
 from fusion.errors import Conflict, NotFound
 from fusion.listing import Page
 from fusion.uow import UnitOfWork
-from fusion.web import Body
+from fusion.web import Body, WholeNumber
 
 log = logging.getLogger(__name__)
 MAX_QUANTITY = 2**31 - 1
@@ -29,7 +29,7 @@ MAX_QUANTITY = 2**31 - 1
 
 class StockLevel(Body):
     sku: str = Field(min_length=1, max_length=64)
-    quantity: StrictInt = Field(ge=0, le=MAX_QUANTITY)
+    quantity: WholeNumber = Field(ge=0, le=MAX_QUANTITY)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ moved along the saga, cancelled by its customer or because its payment did not a
 
 Every move goes through the state machine in one conditional UPDATE, and the events a status
 announces (order.confirmed, order.failed, order.cancelled) are published by the move that reached it.
+A saga event for a step the order has gone past only adds that step to the history, flagged late.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import Field, field_validator
 
 from functions.orders import store
 from functions.orders.rules import OrderLine, OrderStatus, group_order_id, order_total, price_problem
@@ -25,7 +27,7 @@ from fusion.db import Sql
 from fusion.errors import Conflict, Invalid, NotFound, Refused
 from fusion.money import MoneyError, normalise_currency, to_decimal, to_minor
 from fusion.uow import UnitOfWork
-from fusion.web import Amount, Body
+from fusion.web import Amount, Body, CurrencyCode, WholeNumber
 
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 
 class NewOrderItem(Body):
     sku: str = Field(min_length=1, max_length=64)
-    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
+    quantity: WholeNumber = Field(ge=1, le=MAX_QUANTITY)
     price: Amount = Field(ge=0)
 
 
@@ -45,7 +47,7 @@ class NewOrder(Body):
     # Taken from the token when omitted; staff placing an order for a customer name it.
     customer_id: str | None = Field(default=None, min_length=1, max_length=128)
     items: list[NewOrderItem] = Field(min_length=1, max_length=MAX_ITEMS)
-    currency: str
+    currency: CurrencyCode
 
     @field_validator("currency")
     @classmethod
@@ -76,12 +78,16 @@ class GroupSeats:
 
 @dataclass(frozen=True)
 class Move:
-    """Move an order to `target`; `only_from` narrows the statuses the state machine allows it from."""
+    """Move an order to `target`; `only_from` narrows the statuses the state machine allows it from.
+
+    `occurred_at` is when the fact behind the move happened, as its event says (None: now).
+    """
 
     order_id: uuid.UUID
     target: OrderStatus
     reason: str
     only_from: frozenset[OrderStatus] | None = None
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -205,9 +211,16 @@ def move(command: Move, uow: UnitOfWork) -> MovedOrder | None:
 
 
 def follow_saga(command: Move, uow: UnitOfWork) -> None:
-    """Move the order as a saga event says; a stale or duplicate event, or an unknown order, changes nothing."""
+    """Move the order as a saga event says; a step it has gone past is kept in its history as a late fact.
+
+    A duplicate event, or one for an unknown order, changes nothing.
+    """
     logs.bind(orderId=str(command.order_id))
-    if move(command, uow) is None:
+    if move(command, uow) is not None:
+        return
+    if store.record_late(uow, command.order_id, command.target, command.reason, command.occurred_at):
+        log.info("order %s heard late that it was %s; kept in its history only", command.order_id, command.target)
+    else:
         log.info("order %s not moved to %s: unknown order, or a stale or duplicate event",
                  command.order_id, command.target)
 

@@ -1,8 +1,9 @@
 """The order follows the saga and the catalog, group orders are placed, unpaid orders expire.
 
-Each handler reads its event and hands it to the flow: a stale or duplicate saga event, or one for
-an unknown order, changes nothing and is acknowledged; a payload that can never be processed is
-refused (dead-lettered at once).
+Each handler reads its event and hands it to the flow: a stale saga event changes no status (a step
+the order has gone past is kept in its history, at the event's time, flagged late); a duplicate, or
+an event for an unknown order, changes nothing and is acknowledged; a payload that can never be
+processed is refused (dead-lettered at once).
 
 Group orders: when a campaign tips (group-commerce.campaign.successful) each listed participant gets
 an order; a user who joins a campaign that is already successful (group-commerce.campaign.joined
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from functions.orders import flow, store
@@ -64,6 +65,22 @@ def _minor_units(amount: Decimal, currency: str, problem: str) -> int:
         raise UnprocessableEvent(f"{problem}: {exc}") from None
 
 
+def occurred_at(event: Event) -> datetime | None:
+    """When the event's fact happened (its `time`); None when it carries no time that can be read."""
+    stamp = event.attributes.get("time")
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _follow(event: Event, order_id: str, target: OrderStatus, reason: str, uow: UnitOfWork) -> None:
+    flow.follow_saga(Move(order_id_of(order_id), target, reason, occurred_at=occurred_at(event)), uow)
+
+
 # the saga
 
 
@@ -71,7 +88,7 @@ def _minor_units(amount: Decimal, currency: str, problem: str) -> int:
 def confirm_order(event: Event, uow: UnitOfWork) -> None:
     """Stock is reserved: the order is confirmed (order.confirmed)."""
     reserved = payload_of(event, InventoryReserved)
-    flow.follow_saga(Move(order_id_of(reserved.order_id), OrderStatus.CONFIRMED, "stock reserved"), uow)
+    _follow(event, reserved.order_id, OrderStatus.CONFIRMED, "stock reserved", uow)
 
 
 @event_handler("fail-order-out-of-stock", service=SERVICE, topics=["inventory.insufficient"],
@@ -80,7 +97,7 @@ def fail_order_out_of_stock(event: Event, uow: UnitOfWork) -> None:
     """Stock could not be reserved: the order fails with the reason (order.failed)."""
     shortage = payload_of(event, InventoryInsufficient)
     reason = insufficient_stock_reason(shortage)
-    flow.follow_saga(Move(order_id_of(shortage.order_id), OrderStatus.FAILED, reason), uow)
+    _follow(event, shortage.order_id, OrderStatus.FAILED, reason, uow)
 
 
 @event_handler("mark-order-paid", service=SERVICE, topics=["payment.succeeded"], delivery=PAYMENT_EVENTS)
@@ -88,7 +105,7 @@ def mark_order_paid(event: Event, uow: UnitOfWork) -> None:
     """The payment succeeded: the order is paid."""
     payment = payload_of(event, PaymentSucceeded)
     reason = f"payment {payment.payment_id} succeeded"
-    flow.follow_saga(Move(order_id_of(payment.order_id), OrderStatus.PAID, reason), uow)
+    _follow(event, payment.order_id, OrderStatus.PAID, reason, uow)
 
 
 @event_handler("fail-order-payment", service=SERVICE, topics=["payment.failed"], delivery=PAYMENT_EVENTS)
@@ -96,7 +113,7 @@ def fail_order_payment(event: Event, uow: UnitOfWork) -> None:
     """The payment failed: the order fails with the payment's reason (order.failed)."""
     payment = payload_of(event, PaymentFailed)
     reason = f"payment failed: {payment.reason}"
-    flow.follow_saga(Move(order_id_of(payment.order_id), OrderStatus.FAILED, reason), uow)
+    _follow(event, payment.order_id, OrderStatus.FAILED, reason, uow)
 
 
 @event_handler("mark-order-shipped", service=SERVICE, topics=["shipping.label.created"], delivery=SHIPPING_EVENTS)
@@ -104,7 +121,7 @@ def mark_order_shipped(event: Event, uow: UnitOfWork) -> None:
     """A shipping label exists: the order is shipped."""
     label = payload_of(event, LabelCreated)
     reason = f"{label.carrier} tracking number {label.tracking_number}"
-    flow.follow_saga(Move(order_id_of(label.order_id), OrderStatus.SHIPPED, reason), uow)
+    _follow(event, label.order_id, OrderStatus.SHIPPED, reason, uow)
 
 
 @event_handler("mark-order-delivered", service=SERVICE, topics=["shipping.delivered"], delivery=SHIPPING_EVENTS)
@@ -112,7 +129,7 @@ def mark_order_delivered(event: Event, uow: UnitOfWork) -> None:
     """The carrier delivered the parcel: the order is delivered."""
     delivery = payload_of(event, ShipmentDelivered)
     reason = f"delivered, tracking number {delivery.tracking_number}"
-    flow.follow_saga(Move(order_id_of(delivery.order_id), OrderStatus.DELIVERED, reason), uow)
+    _follow(event, delivery.order_id, OrderStatus.DELIVERED, reason, uow)
 
 
 # the catalog's prices, so client prices are never trusted blindly

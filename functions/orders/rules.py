@@ -7,7 +7,10 @@
 Events of the saga travel on different topics, so they can arrive out of order: an order may hear
 that it was paid before it hears that its stock was reserved. Along the happy path a status may
 therefore be reached from any earlier one, and an event that would move an order backwards (stale)
-or to where it already is (duplicate) changes nothing. Delivered, failed and cancelled are final.
+or to where it already is (duplicate) changes no status. Delivered, failed and cancelled are final.
+
+The history is the audit trail, though: a step of the happy path the order has already gone past
+(paid, heard after shipped) is a late fact, kept in the history at the time it happened.
 """
 
 from __future__ import annotations
@@ -65,6 +68,13 @@ def allowed_from(target: OrderStatus) -> frozenset[OrderStatus]:
 def can_move(current: OrderStatus, target: OrderStatus) -> bool:
     """Whether an order in `current` moves to `target`; False for stale and duplicate transitions."""
     return current in _ALLOWED_FROM[target]
+
+
+def beyond(target: OrderStatus) -> frozenset[OrderStatus]:
+    """The statuses of an order that has gone past `target` on the happy path."""
+    if target not in HAPPY_PATH:
+        return frozenset()
+    return frozenset(HAPPY_PATH[HAPPY_PATH.index(target) + 1:])
 
 
 @dataclass(frozen=True)

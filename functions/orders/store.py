@@ -1,7 +1,8 @@
 """Orders in the database: the orders with their items and history, and the catalog's prices.
 
 An order is written once with its items and first history entry, then only moved through its
-lifecycle by a conditional UPDATE; every read returns typed rows.
+lifecycle by a conditional UPDATE; a fact that arrived too late to move it is only added to its
+history. Every read returns typed rows.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol, TypeVar
 
-from functions.orders.rules import ListedPrice, OrderLine, OrderStatus, allowed_from, order_total
+from functions.orders.rules import ListedPrice, OrderLine, OrderStatus, allowed_from, beyond, order_total
 from fusion.db import Sql
 from fusion.listing import Listing
 
@@ -44,14 +45,17 @@ class MovedOrder(OrderRow):
 
 @dataclass(frozen=True)
 class StatusChange:
+    """A step of an order's history; `at` is when it happened, `late` when it was heard after a later step."""
+
     status: str
     reason: str | None
     at: datetime
+    late: bool = False
 
 
 @dataclass(frozen=True)
 class Order:
-    """An order with its lines and the history of its statuses, oldest first."""
+    """An order with its lines and the history of its statuses, in the order they happened."""
 
     row: OrderRow
     items: tuple[OrderLine, ...]
@@ -80,10 +84,11 @@ class _HistoryRow(NamedTuple):
     order_id: uuid.UUID
     status: str
     reason: str | None
-    at: datetime
+    occurred_at: datetime
+    late: bool
 
     def change(self) -> StatusChange:
-        return StatusChange(self.status, self.reason, self.at)
+        return StatusChange(self.status, self.reason, self.occurred_at, self.late)
 
 
 class _Placed(NamedTuple):
@@ -118,8 +123,8 @@ def insert_order(db: Sql, order_id: uuid.UUID, customer_id: str, lines: Sequence
             FROM placed, unnest(CAST(:skus AS text[]), CAST(:quantities AS int[]), CAST(:prices AS bigint[]))
                 WITH ORDINALITY AS item(sku, quantity, price_minor, line)
         ), history AS (
-            INSERT INTO orders.order_history (order_id, status, at)
-            SELECT id, 'created', created_at FROM placed
+            INSERT INTO orders.order_history (order_id, status, at, occurred_at)
+            SELECT id, 'created', created_at, created_at FROM placed
         )
         SELECT created_at FROM placed
         """,
@@ -174,6 +179,26 @@ def move_order(
     return moved
 
 
+def record_late(db: Sql, order_id: uuid.UUID, status: OrderStatus, reason: str, occurred_at: datetime | None) -> bool:
+    """Add `status` to the history of an order already past it, as a late fact at `occurred_at` (else now).
+
+    The status is left as it is; False when the order is not past `status` or its history has the step
+    already (one entry per status: two payment events make one `paid`).
+    """
+    recorded = db.execute(
+        """
+        INSERT INTO orders.order_history (order_id, status, reason, occurred_at, late)
+        SELECT id, :status, :reason, coalesce(CAST(:occurred_at AS timestamptz), now()), true
+        FROM orders.orders WHERE id = :id AND status = ANY(CAST(:beyond AS text[]))
+        ON CONFLICT (order_id, status) DO NOTHING
+        RETURNING id
+        """,
+        {"id": order_id, "status": status.value, "reason": reason, "occurred_at": occurred_at,
+         "beyond": sorted(beyond(status))},
+    ).first()
+    return recorded is not None
+
+
 @dataclass(frozen=True)
 class OpenOrders:
     orders: int
@@ -211,8 +236,8 @@ def with_lines(db: Sql, rows: Sequence[OrderRow]) -> list[Order]:
     ids = [row.id for row in rows]
     items = _by_order(db, "SELECT order_id, sku, quantity, price_minor FROM orders.order_items "
                           "WHERE order_id = ANY(:ids) ORDER BY order_id, line", ids, _ItemRow)
-    history = _by_order(db, "SELECT order_id, status, reason, at FROM orders.order_history "
-                            "WHERE order_id = ANY(:ids) ORDER BY order_id, id", ids, _HistoryRow)
+    history = _by_order(db, "SELECT order_id, status, reason, occurred_at, late FROM orders.order_history "
+                            "WHERE order_id = ANY(:ids) ORDER BY order_id, occurred_at, id", ids, _HistoryRow)
     return [
         Order(row, tuple(item.line() for item in items.get(row.id, [])),
               tuple(entry.change() for entry in history.get(row.id, [])))

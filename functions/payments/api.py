@@ -11,9 +11,11 @@ one cannot move a payment backwards.
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Annotated
 
 import flask
+from pydantic import Field
 
 from functions.payments import flow, gateway, store
 from functions.payments.flow import PaymentRequest, RefundRequest, StripeEvent
@@ -23,44 +25,81 @@ from fusion.auth import SIGNED, customer_or_staff, ensure_owner, staff, visible_
 from fusion.declare import command, query
 from fusion.errors import NotFound
 from fusion.listing import page_of
-from fusion.money import to_json_number
+from fusion.money import to_decimal
 from fusion.uow import UnitOfWork, reading
-from fusion.web import json_response, parse_body, path_uuid, query_choice, query_text
+from fusion.web import (
+    Instant,
+    Number,
+    View,
+    answer,
+    choice_param,
+    one_of,
+    parse_body,
+    path_uuid,
+    query_choice,
+    query_text,
+    text_param,
+)
 
 
-def payment_view(payment: Payment, *, with_client_secret: bool = False) -> dict[str, Any]:
-    """A payment as the API returns it (camelCase, decimal amount)."""
-    view: dict[str, Any] = {
-        "id": str(payment.id),
-        "orderId": payment.order_id,
-        "customerId": payment.customer_id,
-        "amount": to_json_number(payment.amount_minor, payment.currency),
-        "currency": payment.currency,
-        "status": payment.status,
-        "provider": payment.provider,
-        "providerPaymentId": payment.provider_payment_id,
-        "failureCode": payment.failure_code,
-        "failureReason": payment.failure_reason,
-        "refundId": payment.refund_id,
-        "createdAt": payment.created_at,
-        "updatedAt": payment.updated_at,
+class PaymentView(View):
+    """An order's payment through its provider (Stripe), with why it failed when it did."""
+
+    id: uuid.UUID
+    order_id: str
+    customer_id: str | None
+    amount: Number
+    currency: str
+    status: Annotated[str, one_of(STATUSES)]
+    provider: str
+    provider_payment_id: str | None
+    failure_code: str | None
+    failure_reason: str | None
+    refund_id: str | None
+    created_at: Instant
+    updated_at: Instant
+
+
+class PaymentStartView(PaymentView):
+    """An order's payment, with the PaymentIntent's client secret the storefront confirms it with."""
+
+    client_secret: str | None
+
+
+class WebhookReceipt(View):
+    """Stripe's event was taken: applied, or a redelivery of one already taken (duplicate)."""
+
+    received: bool
+    applied: bool = Field(default=False, description="Whether the event changed a payment; absent on a duplicate.")
+    duplicate: bool = Field(default=False, description="Present (true) when the event was already taken.")
+
+
+def _payment_fields(payment: Payment) -> dict[str, object]:
+    return {
+        "id": payment.id, "order_id": payment.order_id, "customer_id": payment.customer_id,
+        "amount": to_decimal(payment.amount_minor, payment.currency), "currency": payment.currency,
+        "status": payment.status, "provider": payment.provider, "provider_payment_id": payment.provider_payment_id,
+        "failure_code": payment.failure_code, "failure_reason": payment.failure_reason,
+        "refund_id": payment.refund_id, "created_at": payment.created_at, "updated_at": payment.updated_at,
     }
-    if with_client_secret:
-        view["clientSecret"] = payment.client_secret
-    return view
+
+
+def payment_view(payment: Payment) -> PaymentView:
+    return PaymentView.model_validate(_payment_fields(payment))
 
 
 @command("create-payment", service=SERVICE, routes=["POST /payments"], auth=customer_or_staff("payments:refund"),
-         body=PaymentRequest)
+         body=PaymentRequest, answers={201: PaymentStartView})
 def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Start the payment of a payable order, or return the one it has, with the PaymentIntent's client secret."""
     payment = flow.pay_order(parse_body(request, PaymentRequest), uow)
-    return json_response(payment_view(payment, with_client_secret=True), 201,
-                         headers={"Location": f"/payments/{payment.id}"})
+    started = PaymentStartView.model_validate({**_payment_fields(payment), "client_secret": payment.client_secret})
+    return answer(started, 201, headers={"Location": f"/payments/{payment.id}"})
 
 
 @query("list-payments", service=SERVICE, routes=["GET /payments"], auth=customer_or_staff("payments:refund"),
-       params=["orderId", "status", "limit", "offset"])
+       params=[text_param("orderId", 200), choice_param("status", STATUSES), "limit", "offset"],
+       answers=list[PaymentView])
 def list_payments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List payments, oldest first: orderId, status, limit, offset."""
     order_id = query_text(request, "orderId", 200)
@@ -68,10 +107,11 @@ def list_payments(request: flask.Request, params: dict[str, str]) -> flask.Respo
     with reading(SERVICE) as db:
         payments = store.find_payments(db, page_of(request), order_id=order_id, status=status,
                                        customer_id=visible_customer())
-    return json_response([payment_view(payment) for payment in payments])
+    return answer([payment_view(payment) for payment in payments])
 
 
-@query("get-payment", service=SERVICE, routes=["GET /payments/{id}"], auth=customer_or_staff("payments:refund"))
+@query("get-payment", service=SERVICE, routes=["GET /payments/{id}"], auth=customer_or_staff("payments:refund"),
+       answers=PaymentView)
 def get_payment(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One payment by id."""
     payment_id = path_uuid(params, "id", "payment")
@@ -80,14 +120,15 @@ def get_payment(request: flask.Request, params: dict[str, str]) -> flask.Respons
     if payment is None:
         raise NotFound("payment", params["id"])
     ensure_owner(payment.customer_id, "payment", params["id"])
-    return json_response(payment_view(payment))
+    return answer(payment_view(payment))
 
 
-@command("refund-payment", service=SERVICE, routes=["POST /payments/{id}/refund"], auth=staff("payments:refund"))
+@command("refund-payment", service=SERVICE, routes=["POST /payments/{id}/refund"], auth=staff("payments:refund"),
+         answers=PaymentView)
 def refund_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Refund a succeeded payment in full through Stripe and publish payment.refunded."""
     refunded = flow.refund_on_request(RefundRequest(path_uuid(params, "id", "payment")), uow)
-    return json_response(payment_view(refunded))
+    return answer(payment_view(refunded))
 
 
 def _stripe_event(request: flask.Request) -> StripeEvent:
@@ -95,10 +136,10 @@ def _stripe_event(request: flask.Request) -> StripeEvent:
     return StripeEvent(event["id"], str(event.get("type", "")), outcome_of(event))
 
 
-@command("stripe-webhook", service=SERVICE, routes=["POST /payments/webhook"], auth=SIGNED)
+@command("stripe-webhook", service=SERVICE, routes=["POST /payments/webhook"], auth=SIGNED, answers=WebhookReceipt)
 def stripe_webhook(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Stripe's webhook (signature verified): settles payments as Stripe reports them."""
     receipt = flow.take_stripe_event(_stripe_event(request), uow)
     if receipt == "duplicate":
-        return json_response({"received": True, "duplicate": True})
-    return json_response({"received": True, "applied": receipt == "applied"})
+        return answer(WebhookReceipt(received=True, duplicate=True))
+    return answer(WebhookReceipt(received=True, applied=receipt == "applied"))

@@ -39,6 +39,9 @@ from fusion.web import Body
 
 log = logging.getLogger("functions.payments")
 ALREADY_REFUNDED = "charge_already_refunded"
+# A new intent is looked up in Stripe this long after it is created, in case its webhook is never
+# applied (localstripe sends each once; a webhook that meets a database outage is lost).
+CHECK_SOON_SECONDS = 5.0
 
 
 class PaymentRequest(Body):
@@ -200,7 +203,7 @@ def _start_payment(uow: UnitOfWork, order: Order) -> tuple[Payment, bool]:
         intent = gateway.create_intent(order.order_id, claimed.amount_minor, claimed.currency, card)
     except gateway.PaymentRefused as exc:
         return _fail(uow, claimed, exc.code or "invalid_request", str(exc)), True
-    payment = store.attach_intent(uow, claimed.id, intent.id, intent.client_secret)
+    payment = store.attach_intent(uow, claimed.id, intent.id, intent.client_secret, CHECK_SOON_SECONDS)
     store.publish_created(uow, payment)
     if card:
         payment = _confirm_with_test_card(uow, payment, intent.id)

@@ -9,16 +9,26 @@ Stripe retries webhooks for days, localstripe sends each one once; either way a 
 webhook never arrived would wait forever. Every minute, pending payments not checked for
 PAYMENTS_RECONCILE_AFTER_SECONDS (default 60) are looked up in Stripe and settled the way their
 webhook would have settled them. Intents still waiting for the customer are left alone.
+
+A minute is too long for the webhook localstripe sent once into a database outage, so every new
+intent also gets a check scheduled seconds later (`next_check_at`, committed with the intent). A
+checker thread in each payments process that handled a payment event or tick runs the due ones
+every second; while the database is down it keeps trying, and settles within a second of its return.
+Settling is idempotent (statuses only move forward, under the order's lock), so a check racing the
+webhook, or two replicas, change nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from collections.abc import Iterable
 
 from functions.payments import flow, gateway, store
 from functions.payments.flow import OrderClosed, OrderDetails, OrderReserved, PaymentCheck
-from functions.payments.store import SERVICE
+from functions.payments.store import SERVICE, DuePayment
 from fusion.binding import Event
 from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderExpired, OrderFailed
 from fusion.declare import UnprocessableEvent, event_handler, payload_of, scheduled
@@ -31,6 +41,8 @@ log = logging.getLogger("functions.payments")
 RECONCILE_AFTER_ENV = "PAYMENTS_RECONCILE_AFTER_SECONDS"
 DEFAULT_RECONCILE_AFTER_SECONDS = 60
 BATCH = 50
+CHECK_EVERY_SECONDS = 1.0
+CHECK_LEASE_SECONDS = 30.0  # a claimed check whose process died is due again after this
 
 CLOSING_EVENTS: dict[str, tuple[type[OrderCancelled | OrderFailed | OrderExpired], str]] = {
     topic("order.cancelled").type: (OrderCancelled, "cancelled"),
@@ -52,6 +64,7 @@ def _order_details(order: OrderCreated) -> OrderDetails:
 def record_order_for_payment(event: Event, uow: UnitOfWork) -> None:
     """Remember an order's total, currency and customer; start its payment if its stock was reserved first."""
     flow.record_order_details(_order_details(payload_of(event, OrderCreated)), uow)
+    checker.ensure_running()
 
 
 @event_handler("start-payment", service=SERVICE, topics=["inventory.reserved"], delivery=PAYMENT_EVENTS)
@@ -59,6 +72,7 @@ def start_payment(event: Event, uow: UnitOfWork) -> None:
     """The order's stock is reserved: create its payment and Stripe PaymentIntent, publish payment.created."""
     reserved = payload_of(event, InventoryReserved)
     flow.record_reservation(OrderReserved(reserved.order_id), uow)
+    checker.ensure_running()
 
 
 @event_handler("close-order-payment", service=SERVICE, topics=["order.cancelled", "order.failed", "order.expired"],
@@ -83,8 +97,21 @@ def _record_check(check: PaymentCheck) -> None:
 @scheduled("reconcile-payments", service=SERVICE, schedule="* * * * *")
 def reconcile_payments(event: Event) -> None:
     """Settle pending payments whose Stripe webhook has not arrived."""
+    checker.ensure_running()  # a process restarted since the payment was created checks it too
     with reading(SERVICE) as db:
         due = store.find_due_payments(db, reconcile_after_seconds(), BATCH)
+    _check(due)
+
+
+def run_due_checks() -> int:
+    """Look up the payments whose scheduled check is due; how many were claimed."""
+    with unit_of_work(SERVICE) as uow:
+        due = store.claim_due_checks(uow, CHECK_LEASE_SECONDS, BATCH)
+    _check(due)
+    return len(due)
+
+
+def _check(due: Iterable[DuePayment]) -> None:
     for payment in due:
         try:
             _record_check(flow.look_up_in_stripe(payment))
@@ -95,3 +122,32 @@ def reconcile_payments(event: Event) -> None:
             # e.g. an intent Stripe no longer knows: look again later rather than blocking the queue.
             log.warning("could not reconcile payment %s: %s", payment.id, exc)
             _record_check(PaymentCheck(payment.id, None))
+
+
+class Checker:
+    """The thread that runs the scheduled checks of this process, every CHECK_EVERY_SECONDS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def ensure_running(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="payment-checks", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                run_due_checks()
+                failing = False
+            except Exception as exc:  # the database is down: the checks wait in it, the thread must not die
+                if not failing:
+                    log.warning("scheduled payment checks failed, trying every %.0f s: %s", CHECK_EVERY_SECONDS, exc)
+                failing = True
+            time.sleep(CHECK_EVERY_SECONDS)
+
+
+checker = Checker()

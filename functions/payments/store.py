@@ -155,11 +155,13 @@ def order_id_of(db: Sql, *, payment_id: uuid.UUID | None = None, intent_id: str 
     return None if order_id is None else str(order_id)
 
 
-def attach_intent(db: Sql, payment_id: uuid.UUID, intent_id: str, client_secret: str | None) -> Payment:
+def attach_intent(db: Sql, payment_id: uuid.UUID, intent_id: str, client_secret: str | None,
+                  check_after: float) -> Payment:
+    """Record the payment's intent, and schedule a look at it `check_after` seconds from now."""
     return db.execute(
-        "UPDATE payments.payments SET provider_payment_id = :intent, client_secret = :secret, updated_at = now() "
-        f"WHERE id = :id RETURNING {PAYMENT_COLUMNS}",
-        {"id": payment_id, "intent": intent_id, "secret": client_secret},
+        "UPDATE payments.payments SET provider_payment_id = :intent, client_secret = :secret, updated_at = now(), "
+        f"next_check_at = now() + make_interval(secs => :after) WHERE id = :id RETURNING {PAYMENT_COLUMNS}",
+        {"id": payment_id, "intent": intent_id, "secret": client_secret, "after": check_after},
     ).one_as(Payment)
 
 
@@ -175,18 +177,33 @@ def move_payment(db: Sql, payment_id: uuid.UUID, target: str, **fields: str | No
 
 
 def find_due_payments(db: Sql, after_seconds: int, batch: int) -> list[DuePayment]:
-    """Pending payments with an intent, not checked for `after_seconds`, least recently checked first."""
+    """Pending payments with an intent, not checked for `after_seconds` or whose scheduled check is due,
+    least recently checked first."""
     return db.execute(
         "SELECT id, provider_payment_id FROM payments.payments WHERE status = 'pending' "
         "AND provider_payment_id IS NOT NULL "
-        "AND coalesce(checked_at, created_at) <= now() - make_interval(secs => :after) "
+        "AND (coalesce(checked_at, created_at) <= now() - make_interval(secs => :after) OR next_check_at <= now()) "
         "ORDER BY coalesce(checked_at, created_at) LIMIT :batch",
         {"after": after_seconds, "batch": batch},
     ).all_as(DuePayment)
 
 
+def claim_due_checks(db: Sql, lease_seconds: float, batch: int) -> list[DuePayment]:
+    """Pending payments whose scheduled check is due, claimed: due again after `lease_seconds` unless
+    marked checked, so a check cut short is retried and concurrent checkers skip each other's."""
+    return db.execute(
+        "UPDATE payments.payments SET next_check_at = now() + make_interval(secs => :lease) WHERE id IN ("
+        "SELECT id FROM payments.payments WHERE status = 'pending' AND provider_payment_id IS NOT NULL "
+        "AND next_check_at <= now() ORDER BY next_check_at LIMIT :batch FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, provider_payment_id",
+        {"lease": lease_seconds, "batch": batch},
+    ).all_as(DuePayment)
+
+
 def mark_checked(db: Sql, payment_id: uuid.UUID) -> None:
-    db.execute("UPDATE payments.payments SET checked_at = now() WHERE id = :id", {"id": payment_id})
+    """The payment was looked at: the scheduled check is done, the minute reconciliation goes on."""
+    db.execute("UPDATE payments.payments SET checked_at = now(), next_check_at = NULL WHERE id = :id",
+               {"id": payment_id})
 
 
 def record_stripe_event(db: Sql, event_id: str, event_type: str) -> bool:

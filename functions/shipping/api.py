@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Any
+import uuid
+from typing import Annotated
 
 import flask
 
 from functions.shipping import flow, store
 from functions.shipping.flow import CarrierUpdate, ShipmentRequest, UnknownTrackingNumber, normalised_tracking_number
+from functions.shipping.rules import STATUSES
 from functions.shipping.store import SERVICE, Shipment
 from fusion.auth import PUBLIC, SIGNED, customer_or_staff, ensure_owner, staff, visible_customer
 from fusion.config import settings
@@ -24,65 +26,109 @@ from fusion.declare import command, query
 from fusion.errors import NotFound, Unauthenticated
 from fusion.listing import page_of
 from fusion.uow import UnitOfWork, reading
-from fusion.web import json_response, parse_body, path_uuid, query_text
+from fusion.web import Instant, View, answer, one_of, parse_body, path_uuid, query_text, text_param
 
 CARRIER_SECRET_ENV = "SHIPPING_CARRIER_SECRET"
 CARRIER_SECRET_HEADER = "X-Carrier-Secret"
 
 
-def shipment_view(shipment: Shipment) -> dict[str, Any]:
-    """A shipment as the API returns it."""
+ShipmentStatus = Annotated[str, one_of(STATUSES)]
+PDF = "application/pdf"
+
+
+class ShipmentView(View):
+    """An order's parcel: its carrier, tracking number, status and label."""
+
+    id: uuid.UUID
+    order_id: str
+    customer_id: str | None
+    carrier: str
+    tracking_number: str
+    status: ShipmentStatus
+    label_url: str
+    created_at: Instant
+    updated_at: Instant
+    delivered_at: Instant | None
+
+
+class TrackingEventView(View):
+    """A scan of the parcel: what happened, where, and when."""
+
+    status: str
+    description: str
+    location: str | None
+    at: Instant
+
+
+class ShipmentDetailView(ShipmentView):
+    """A shipment with its tracking history, oldest first."""
+
+    history: list[TrackingEventView]
+
+
+class TrackingView(View):
+    """A parcel's status and tracking history, oldest first."""
+
+    tracking_number: str
+    carrier: str
+    status: ShipmentStatus
+    shipment_id: uuid.UUID
+    delivered_at: Instant | None
+    history: list[TrackingEventView]
+
+
+class CarrierReceipt(TrackingView):
+    """The parcel after the update; applied is false for a repeated or stale one."""
+
+    applied: bool
+
+
+def shipment_view(shipment: Shipment) -> ShipmentView:
+    return ShipmentView.model_validate(_shipment_fields(shipment))
+
+
+def _shipment_fields(shipment: Shipment) -> dict[str, object]:
     return {
-        "id": str(shipment.id),
-        "orderId": shipment.order_id,
-        "customerId": shipment.customer_id,
-        "carrier": shipment.carrier,
-        "trackingNumber": shipment.tracking_number,
-        "status": shipment.status,
-        "labelUrl": shipment.label_url,
-        "createdAt": shipment.created_at,
-        "updatedAt": shipment.updated_at,
-        "deliveredAt": shipment.delivered_at,
+        "id": shipment.id, "order_id": shipment.order_id, "customer_id": shipment.customer_id,
+        "carrier": shipment.carrier, "tracking_number": shipment.tracking_number, "status": shipment.status,
+        "label_url": shipment.label_url, "created_at": shipment.created_at, "updated_at": shipment.updated_at,
+        "delivered_at": shipment.delivered_at,
     }
 
 
-def history_view(db: Sql, shipment: Shipment) -> list[dict[str, Any]]:
+def history_view(db: Sql, shipment: Shipment) -> list[TrackingEventView]:
     """The shipment's tracking history, oldest first."""
-    return [{"status": event.status, "description": event.description, "location": event.location,
-             "at": event.occurred_at} for event in store.find_history(db, shipment.id)]
+    return [TrackingEventView(status=event.status, description=event.description, location=event.location,
+                              at=event.occurred_at) for event in store.find_history(db, shipment.id)]
 
 
-def tracking_view(db: Sql, shipment: Shipment) -> dict[str, Any]:
+def _tracking_fields(db: Sql, shipment: Shipment) -> dict[str, object]:
     return {
-        "trackingNumber": shipment.tracking_number,
-        "carrier": shipment.carrier,
-        "status": shipment.status,
-        "shipmentId": str(shipment.id),
-        "deliveredAt": shipment.delivered_at,
-        "history": history_view(db, shipment),
+        "tracking_number": shipment.tracking_number, "carrier": shipment.carrier, "status": shipment.status,
+        "shipment_id": shipment.id, "delivered_at": shipment.delivered_at, "history": history_view(db, shipment),
     }
 
 
 @command("create-shipment", service=SERVICE, routes=["POST /shipments"], auth=staff("shipping:manage"),
-         body=ShipmentRequest)
+         body=ShipmentRequest, answers={201: ShipmentView, 200: ShipmentView})
 def create_shipment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Ship a paid order (201), or return its shipment (200) when it has one."""
     shipment, created = flow.ship_on_request(parse_body(request, ShipmentRequest), uow)
-    return json_response(shipment_view(shipment), 201 if created else 200,
-                         headers={"Location": f"/shipments/{shipment.id}"})
+    return answer(shipment_view(shipment), 201 if created else 200, headers={"Location": f"/shipments/{shipment.id}"})
 
 
 @query("list-shipments", service=SERVICE, routes=["GET /shipments"], auth=customer_or_staff("shipping:manage"),
-       params=["orderId", "limit", "offset"])
+       params=[text_param("orderId", 200), "limit", "offset"], answers=list[ShipmentView])
 def list_shipments(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """List shipments, oldest first: orderId, limit, offset."""
     order_id = query_text(request, "orderId", 200)
     with reading(SERVICE) as db:
         shipments = store.find_shipments(db, page_of(request), order_id=order_id, customer_id=visible_customer())
-    return json_response([shipment_view(shipment) for shipment in shipments])
+    return answer([shipment_view(shipment) for shipment in shipments])
 
 
-@query("get-shipment", service=SERVICE, routes=["GET /shipments/{id}"], auth=customer_or_staff("shipping:manage"))
+@query("get-shipment", service=SERVICE, routes=["GET /shipments/{id}"], auth=customer_or_staff("shipping:manage"),
+       answers=ShipmentDetailView)
 def get_shipment(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One shipment by id, with its tracking history."""
     shipment_id = path_uuid(params, "id", "shipment")
@@ -91,11 +137,12 @@ def get_shipment(request: flask.Request, params: dict[str, str]) -> flask.Respon
         if shipment is None:
             raise NotFound("shipment", params["id"])
         ensure_owner(shipment.customer_id, "shipment", params["id"])
-        return json_response({**shipment_view(shipment), "history": history_view(db, shipment)})
+        detail = {**_shipment_fields(shipment), "history": history_view(db, shipment)}
+        return answer(ShipmentDetailView.model_validate(detail))
 
 
 @query("get-shipment-label", service=SERVICE, routes=["GET /shipments/{id}/label"],
-       auth=customer_or_staff("shipping:manage"))
+       auth=customer_or_staff("shipping:manage"), answers=PDF)
 def get_shipment_label(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """The shipment's printable label (application/pdf)."""
     shipment_id = path_uuid(params, "id", "shipment")
@@ -111,7 +158,8 @@ def get_shipment_label(request: flask.Request, params: dict[str, str]) -> flask.
     })
 
 
-@query("get-tracking", service=SERVICE, routes=["GET /tracking/{trackingNumber}"], auth=PUBLIC)
+@query("get-tracking", service=SERVICE, routes=["GET /tracking/{trackingNumber}"], auth=PUBLIC,
+       answers=TrackingView)
 def get_tracking(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """A parcel's status and tracking history."""
     tracking_number = normalised_tracking_number(params["trackingNumber"])
@@ -119,7 +167,7 @@ def get_tracking(request: flask.Request, params: dict[str, str]) -> flask.Respon
         shipment = store.find_shipment_by_tracking(db, tracking_number)
         if shipment is None:
             raise UnknownTrackingNumber(tracking_number)
-        return json_response(tracking_view(db, shipment))
+        return answer(TrackingView.model_validate(_tracking_fields(db, shipment)))
 
 
 def _check_carrier_secret(request: flask.Request) -> None:
@@ -132,9 +180,10 @@ def _check_carrier_secret(request: flask.Request) -> None:
                               field=CARRIER_SECRET_HEADER)
 
 
-@command("carrier-update", service=SERVICE, routes=["POST /carrier/updates"], auth=SIGNED, body=CarrierUpdate)
+@command("carrier-update", service=SERVICE, routes=["POST /carrier/updates"], auth=SIGNED, body=CarrierUpdate,
+         answers=CarrierReceipt)
 def carrier_update(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """A carrier reports a parcel in transit or delivered; publishes shipping.delivered on delivery."""
     _check_carrier_secret(request)
     shipment, applied = flow.apply_carrier_update(parse_body(request, CarrierUpdate), uow)
-    return json_response({**tracking_view(uow, shipment), "applied": applied})
+    return answer(CarrierReceipt.model_validate({**_tracking_fields(uow, shipment), "applied": applied}))

@@ -423,7 +423,7 @@ def test_expiry_works_through_batches(orders: FlaskClient) -> None:
 @pytest.fixture
 def short_hold() -> Iterator[None]:
     previous = os.environ.get("ORDER_HOLD_SECONDS")
-    os.environ["ORDER_HOLD_SECONDS"] = "1"
+    os.environ["ORDER_HOLD_SECONDS"] = "600"
     config.settings.cache_clear()
     yield
     if previous is None:
@@ -435,8 +435,9 @@ def short_hold() -> Iterator[None]:
 
 def test_scheduled_expiry_uses_the_configured_hold(orders: FlaskClient, short_hold: None) -> None:
     overdue, fresh = confirmed_order(orders), confirmed_order(orders)
-    with pool().begin() as conn:  # confirmed two seconds ago: past a one-second hold
-        conn.execute("UPDATE orders.orders SET status_changed_at = now() - interval '2 seconds' WHERE id = :id",
+    # confirmed 700 s ago: past the configured hold, not yet past the default 900 s one
+    with pool().begin() as conn:
+        conn.execute("UPDATE orders.orders SET status_changed_at = now() - interval '700 seconds' WHERE id = :id",
                      {"id": overdue})
     ping = Event({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/apis/v1/namespaces/test/pingsources/p",
                   "type": PING_TYPE, "datacontenttype": "application/json"}, b"{}")
@@ -616,3 +617,59 @@ def test_a_forged_delivery_is_refused_and_changes_nothing(orders: FlaskClient, t
     genuine = bearer(tokens.delivery("confirm-order"))
     delivered = orders.post("/_functions/confirm-order", headers={**headers, **genuine}, data=body)
     assert delivered.status_code == 204 and status_of(order_id) == "confirmed"
+
+
+# facts heard late are kept in the history
+
+
+def history_of(orders: FlaskClient, order_id: str) -> list[tuple[str, bool]]:
+    return [(h["status"], h["late"]) for h in orders.get(f"/orders/{order_id}").get_json()["history"]]
+
+
+def test_a_payment_heard_after_the_label_is_kept_in_the_history_at_its_time_and_flagged_late(
+    orders: FlaskClient,
+) -> None:
+    order_id = confirmed_order(orders)
+    payment = paid(order_id)  # the payment happened first, but its event is delivered after the label's
+    assert deliver(orders, "mark-order-shipped", shipped(order_id)).status_code == 204
+    assert deliver(orders, "mark-order-paid", payment).status_code == 204
+    order = orders.get(f"/orders/{order_id}").get_json()
+    assert order["status"] == "shipped" and status_of(order_id) == "shipped"
+    assert history_of(orders, order_id) == [("created", False), ("confirmed", False), ("paid", True),
+                                            ("shipped", False)]
+    late = order["history"][2]
+    assert late["reason"] == "payment pay-1 succeeded"
+    assert datetime.fromisoformat(late["at"]) == datetime.fromisoformat(payment.attributes["time"])
+    times = [datetime.fromisoformat(h["at"]) for h in order["history"]]
+    assert times == sorted(times)
+
+
+def test_a_late_fact_heard_again_adds_no_second_entry(orders: FlaskClient) -> None:
+    order_id = confirmed_order(orders)
+    payment = paid(order_id)
+    second = event_of("payment.succeeded", PaymentSucceeded(payment_id="pay-2", order_id=order_id,
+                                                            amount=Decimal("19.99"), currency="USD"), order_id)
+    deliver(orders, "mark-order-shipped", shipped(order_id))
+    for event in (payment, payment, second):  # the same event redelivered, then another payment of the order
+        assert deliver(orders, "mark-order-paid", event).status_code == 204
+    assert deliver(orders, "confirm-order", reserved(order_id, ("TSHIRT-1", 1))).status_code == 204  # known step
+    assert history_of(orders, order_id) == [("created", False), ("confirmed", False), ("paid", True),
+                                            ("shipped", False)]
+    assert status_of(order_id) == "shipped"
+
+
+def test_a_late_reservation_is_recorded_but_announces_nothing(orders: FlaskClient) -> None:
+    order_id = place(orders, ("TSHIRT-1", 1))["id"]
+    reservation = reserved(order_id, ("TSHIRT-1", 1))
+    assert deliver(orders, "mark-order-paid", paid(order_id)).status_code == 204
+    assert deliver(orders, "confirm-order", reservation).status_code == 204
+    assert history_of(orders, order_id) == [("created", False), ("confirmed", True), ("paid", False)]
+    assert status_of(order_id) == "paid" and payloads("orders", "order.confirmed") == []
+
+
+def test_a_stale_event_of_a_failed_order_is_not_a_late_fact(orders: FlaskClient) -> None:
+    order_id = confirmed_order(orders)
+    failure = PaymentFailed(payment_id="pay-3", order_id=order_id, reason="card declined")
+    deliver(orders, "fail-order-payment", event_of("payment.failed", failure, order_id))
+    assert deliver(orders, "mark-order-paid", paid(order_id)).status_code == 204
+    assert history_of(orders, order_id) == [("created", False), ("confirmed", False), ("failed", False)]

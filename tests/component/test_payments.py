@@ -5,11 +5,13 @@ webhooks, refunds and the reconciliation of lost webhooks."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 import stripe
 from flask.testing import FlaskClient
@@ -23,6 +25,7 @@ from stripe_fixtures import (  # noqa: F401 - fixtures
 )
 from support import Tokens, free_port
 
+from functions.payments import store
 from functions.payments.gateway import reset_stripe_client, stripe_client
 from fusion import config, db
 from fusion.binding import Event, new_event, to_http
@@ -529,3 +532,58 @@ def test_a_customer_pays_and_reads_only_its_own_payments(pay: FlaskClient, token
     assert pay.post("/payments", json={"orderId": alices}, headers=as_alice).status_code == 201
     assert [p["customerId"] for p in pay.get("/payments", headers=as_bob).get_json()] == ["bob"]
     assert pay.post(f"/payments/{payment['id']}/refund", headers=as_alice).status_code == 403
+
+
+# scheduled checks of new intents
+
+
+def wait_for_status(pay: FlaskClient, order_id: str, status: str, timeout: float) -> float:
+    """Seconds until the order's payment has `status`; fails after `timeout`."""
+    started = time.monotonic()
+    while payment_of(pay, order_id)["status"] != status:
+        assert time.monotonic() - started < timeout, f"the payment of {order_id} is not {status} in time"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def check_is_due(order_id: str) -> bool:
+    with db.pool().connect() as conn:
+        return bool(conn.execute("SELECT next_check_at <= now() FROM payments.payments WHERE order_id = :id",
+                                 {"id": order_id}).scalar())
+
+
+def test_a_webhook_lost_in_a_database_outage_is_made_up_by_the_scheduled_check_once(
+        pay: FlaskClient, stripe_webhooks: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    order_id = confirmed_order(pay)  # charged by auto-confirmation; localstripe sends its webhook once
+    webhook = stripe_webhooks.wait_for("payment_intent.succeeded", payment_of(pay, order_id)["providerPaymentId"])
+    claims_refused: list[float] = []
+
+    def database_down(*_args: Any, **_kwargs: Any) -> Any:
+        claims_refused.append(time.monotonic())
+        raise psycopg.OperationalError("connection refused")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(store, "record_stripe_event", database_down)
+        outage.setattr(store, "claim_due_checks", database_down)
+        assert post_webhook(pay, webhook.body, webhook.signature).status_code == 503
+        # the outage lasts past the check's time: the checker keeps trying
+        outage_started = time.monotonic()
+        while not (check_is_due(order_id) and len(claims_refused) >= 2 and claims_refused[-1] > outage_started):
+            assert time.monotonic() - outage_started < 30, "the checker did not try during the outage"
+            time.sleep(0.1)
+        assert payment_of(pay, order_id)["status"] == "pending"
+    took = wait_for_status(pay, order_id, "succeeded", timeout=30)
+    print(f"settled {took:.1f} s after the database came back")
+    assert post_webhook(pay, webhook.body, webhook.signature).status_code == 200  # a late redelivery
+    assert [e["orderId"] for e in outbox("payment.succeeded")] == [order_id]
+
+
+def test_a_dropped_webhook_is_made_up_by_the_scheduled_check_within_seconds(pay: FlaskClient) -> None:
+    order_id = confirmed_order(pay)  # its webhook goes nowhere
+    took = wait_for_status(pay, order_id, "succeeded", timeout=30)
+    print(f"settled {took:.1f} s after the intent was created")
+    with db.pool().connect() as conn:
+        assert conn.execute("SELECT next_check_at IS NULL AND checked_at IS NOT NULL FROM payments.payments "
+                            "WHERE order_id = :id", {"id": order_id}).scalar() is True
+    assert deliver(pay, "reconcile-payments", ping()) == 204
+    assert [e["orderId"] for e in outbox("payment.succeeded")] == [order_id]

@@ -12,14 +12,17 @@ FINAL = {"failed", "cancelled", "confirmed", "paid", "shipped", "delivered"}
 PAST_CONFIRMED = {"confirmed", "paid", "shipped", "delivered"}
 
 
-def new_product(platform: RunningPlatform, inventory: int, price: float = 10.0) -> dict[str, Any]:
+def new_product(platform: RunningPlatform, inventory: int, price: float = 10.0,
+                timeout: float = 30.0) -> dict[str, Any]:
     sku = f"SKU-{uuid.uuid4().hex[:10]}"
     status, product = platform.post("catalog", "/products", {"sku": sku, "name": f"Product {sku}", "price": price,
                                                              "currency": "USD", "inventory": inventory})
     assert status == 201, product
-    eventually(lambda: platform.get("inventory", "/inventory"), lambda rows: any(r["sku"] == sku for r in rows))
+    eventually(lambda: platform.get("inventory", "/inventory"), lambda rows: any(r["sku"] == sku for r in rows),
+               timeout=timeout)
     # the orders service learns the price from product.created: probe with a wrong price until it says so
-    eventually(lambda: place(platform, sku, 1, price + 1), lambda result: result[1].get("error") == "price_mismatch")
+    eventually(lambda: place(platform, sku, 1, price + 1), lambda result: result[1].get("error") == "price_mismatch",
+               timeout=timeout)
     return product
 
 

@@ -112,8 +112,9 @@ def test_killed_broker_and_localstripe_are_started_again_and_the_saga_runs(
     restarted = ("broker restarted (restart 1", "stripe restarted (restart 1")
     eventually(platform.output.read_text, lambda output: all(line in output for line in restarted), timeout=60)
     assert platform.process.poll() is None
-    # both start empty: the broker's topics come back, and localstripe hears of the payments webhook again
-    product = new_product(platform, inventory=10)
+    # both start empty: the broker's topics come back, and localstripe hears of the payments webhook again;
+    # the consumer groups rejoining a restarted broker can take tens of seconds under load
+    product = new_product(platform, inventory=10, timeout=120)
     placed_and_shipped(platform, product["sku"])
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from confluent_kafka import TopicPartition
+from psycopg.conninfo import conninfo_to_dict
 
 from fusion.binding import from_kafka
+from fusion.config import to_libpq_url
 from fusion.contracts import InventoryReleased, StockLine
 from fusion.db import pool
 from fusion.kafka import consumer, ensure_topics
@@ -16,6 +25,7 @@ from fusion.topics import all_topic_names
 from fusion.uow import unit_of_work
 
 TOPIC = "inventory.released"
+RELAY_APP = "relay-under-test"
 
 
 def stage_event(subject: str) -> str:
@@ -89,3 +99,84 @@ def test_relay_publishes_right_after_commit_in_binary_mode(clean_db: str, broker
     assert headers["ce_partitionkey"] == subject.encode()
     assert headers["content-type"] == b"application/json"
     assert unpublished() == 0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def topic_end(brokers: str) -> int:
+    reader = consumer(brokers, f"relay-test-{uuid.uuid4()}")
+    try:
+        return int(reader.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=10)[1])
+    finally:
+        reader.close()
+
+
+def published_keys(brokers: str, start: int) -> list[str]:
+    """The keys of every record on the topic from offset `start` to its end."""
+    reader = consumer(brokers, f"relay-test-{uuid.uuid4()}")
+    end = topic_end(brokers)
+    reader.assign([TopicPartition(TOPIC, 0, start)])
+    keys: list[str] = []
+    deadline = time.monotonic() + 20
+    try:
+        while start + len(keys) < end and time.monotonic() < deadline:
+            message = reader.poll(0.2)
+            if message is not None and not message.error():
+                keys.append((message.key() or b"").decode())
+    finally:
+        reader.close()
+    assert start + len(keys) == end, "the topic was not read to its end"
+    return keys
+
+
+@contextmanager
+def relay_database_down(database_url: str) -> Iterator[None]:
+    """No new connections to the database, and the relay's are terminated; the test's own pool stays."""
+    url = to_libpq_url(database_url)
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as admin:  # a database may not close itself
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        try:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE application_name = %s", (RELAY_APP,)).fetchone()
+            assert killed is not None and killed[0] >= 2  # its listener and its publishing connection
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+
+
+def test_relay_survives_a_database_outage_and_publishes_each_event_once(
+    clean_db: str, broker: ManagedProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    ensure_topics(broker.url, all_topic_names())
+    start = topic_end(broker.url)
+    subjects = [f"outage-{n}-{uuid.uuid4()}" for n in range(3)]
+    stop = threading.Event()
+    relay = OutboxRelay(f"{clean_db}?application_name={RELAY_APP}", broker.url, ["inventory"])
+    worker = threading.Thread(target=relay.run, args=(stop, 0.5), daemon=True)
+    worker.start()
+
+    def outage_reports() -> int:
+        return sum("database unavailable for the relay" in r.getMessage() for r in caplog.records)
+
+    caplog.set_level(logging.WARNING, logger="fusion.relay")
+    try:
+        stage_event(subjects[0])
+        wait_for(lambda: unpublished() == 0)
+        with relay_database_down(clean_db):
+            stage_event(subjects[1])  # committed while the relay cannot reach the database
+            wait_for(lambda: outage_reports() >= 2)  # it failed to reconnect at least once
+            assert unpublished() == 1
+        wait_for(lambda: unpublished() == 0)
+        stage_event(subjects[2])
+        wait_for(lambda: unpublished() == 0)
+    finally:
+        stop.set()
+        worker.join(10)
+    keys = published_keys(broker.url, start)
+    assert sorted(key for key in keys if key in subjects) == sorted(subjects)

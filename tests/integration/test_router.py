@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +21,7 @@ from fusion.contracts import InventoryReleased, StockLine
 from fusion.kafka import consumer, ensure_topics, producer
 from fusion.local.process import ManagedProcess
 from fusion.registry import Delivery, FunctionSpec
-from fusion.router import Router
+from fusion.router import LANES, Router
 from fusion.topics import all_topic_names
 
 TOPIC = "inventory.released"
@@ -31,6 +34,20 @@ class Subscriber:
     answers: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
     attempts: dict[str, list[tuple[float, dict[str, str]]]] = field(default_factory=dict)
     delay: float = 0.0
+    fail_first: dict[str, int] = field(default_factory=dict)  # event id -> attempts answered 500
+    hang: set[str] = field(default_factory=set)  # subjects whose attempts wait for `release`
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def answer(self, subject: str, event_id: str) -> tuple[int, dict[str, str], bytes]:
+        if subject in self.hang:
+            self.release.wait(60)
+        if self.fail_first.get(event_id, 0) > 0:
+            self.fail_first[event_id] -= 1
+            return 500, {}, b""
+        return self.answers.get(subject, (204, {}, b""))
+
+    def ids(self, subject: str) -> list[str]:
+        return [headers["ce-id"] for _, headers in self.attempts.get(subject, [])]
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         subscriber = self
@@ -42,13 +59,16 @@ class Subscriber:
                 subscriber.attempts.setdefault(subject, []).append((time.monotonic(), dict(self.headers)))
                 if subscriber.delay:
                     time.sleep(subscriber.delay)
-                status, headers, body = subscriber.answers.get(subject, (204, {}, b""))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                status, headers, body = subscriber.answer(subject, self.headers.get("ce-id", ""))
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the router gave up on this attempt (its timeout) and closed the connection
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -63,6 +83,7 @@ def subscriber() -> Iterator[tuple[Subscriber, str]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield sub, f"http://127.0.0.1:{server.server_address[1]}"
+    sub.release.set()
     server.shutdown()
 
 
@@ -72,18 +93,28 @@ def topics(broker: ManagedProcess) -> str:
     return broker.url
 
 
-def start_router(brokers: str, url: str, delivery: Delivery) -> Router:
-    spec = FunctionSpec(name=f"test-{uuid.uuid4().hex[:8]}", target="t", service="inventory", kind="cloudevent",
-                        topics=(TOPIC,), delivery=delivery)
-    router = Router([spec], brokers, base_url=lambda _spec: url)
+def handler_spec(delivery: Delivery, name: str | None = None) -> FunctionSpec:
+    return FunctionSpec(name=name or f"test-{uuid.uuid4().hex[:8]}", target="t", service="inventory",
+                        kind="cloudevent", topics=(TOPIC,), delivery=delivery)
+
+
+def start_router(brokers: str, url: str, delivery: Delivery, name: str | None = None) -> Router:
+    router = Router([handler_spec(delivery, name)], brokers, base_url=lambda _spec: url)
     router.start()
     assert router.wait_until_assigned(30)
     return router
 
 
-def publish(brokers: str, subject: str) -> Event:
-    event = new_event(TOPIC, "inventory", subject, InventoryReleased(order_id=subject, items=[
+def released(subject: str) -> Event:
+    return new_event(TOPIC, "inventory", subject, InventoryReleased(order_id=subject, items=[
         StockLine(sku="SKU-1", quantity=1)], reason="test"))
+
+
+def publish(brokers: str, subject: str) -> Event:
+    return send(brokers, released(subject))
+
+
+def send(brokers: str, event: Event) -> Event:
     headers, key, value = to_kafka(event)
     kafka = producer(brokers)
     kafka.produce(TOPIC, value=value, key=key, headers=headers)
@@ -225,3 +256,105 @@ def test_dead_letters_can_be_listed_and_replayed_once(
     finally:
         monkeypatch.undo()
         config.settings.cache_clear()
+
+
+# A router in its own process, to be killed with SIGKILL: no close, no last commit.
+ROUTER_PROCESS = """
+import sys, threading
+from fusion.registry import Delivery, FunctionSpec
+from fusion.router import Router
+brokers, url, name, topic_name = sys.argv[1:5]
+spec = FunctionSpec(name=name, target="t", service="inventory", kind="cloudevent", topics=(topic_name,),
+                    delivery=Delivery(retries=100, backoff="linear", delay=0.2, timeout=5))
+router = Router([spec], brokers, base_url=lambda _spec: url)
+router.start()
+print("assigned" if router.wait_until_assigned(30) else "unassigned", flush=True)
+threading.Event().wait()
+"""
+IN_FLIGHT_POLICY = Delivery(retries=100, backoff="linear", delay=0.2, timeout=5)
+
+
+def run_router_until(brokers: str, url: str, name: str, ending: str, condition: Any) -> None:
+    """Run a router of handler `name` until `condition`, then close it (ending "closed") or kill it."""
+    if ending == "closed":
+        router = start_router(brokers, url, IN_FLIGHT_POLICY, name)
+        try:
+            wait_for(condition)
+        finally:
+            router.close()
+        assert router.sender.dead_lettered == 0
+        return
+    process = subprocess.Popen([sys.executable, "-c", ROUTER_PROCESS, brokers, url, name, TOPIC],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "assigned"
+        wait_for(condition)
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+@pytest.mark.parametrize("ending", ["closed", "killed"])
+def test_a_router_stopped_mid_delivery_loses_nothing(topics: str, subscriber: Any, ending: str) -> None:
+    sub, url = subscriber
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    subject = f"in-flight-{uuid.uuid4()}"
+    sub.answers[subject] = (503, {}, b"")
+    first, queued = released(subject), released(subject)
+    sent = [send(topics, first).id, send(topics, queued).id]
+    # stopped while the first event is being retried and the second waits behind it
+    run_router_until(topics, url, name, ending, lambda: len(sub.attempts.get(subject, [])) >= 2)
+    tried = len(sub.attempts[subject])
+    assert set(sub.ids(subject)) == {first.id}
+    del sub.answers[subject]
+    router = start_router(topics, url, IN_FLIGHT_POLICY, name)
+    try:
+        wait_for(lambda: queued.id in sub.ids(subject), timeout=30)
+    finally:
+        router.close()
+    assert sub.ids(subject)[tried:] == sent
+
+
+def lane_of(key: str) -> int:
+    return zlib.crc32(key.encode()) % LANES
+
+
+def test_a_retried_event_holds_back_its_key_while_another_key_proceeds(topics: str, subscriber: Any) -> None:
+    sub, url = subscriber
+    held = f"held-{uuid.uuid4()}"
+    other = next(key for key in (f"other-{uuid.uuid4()}" for _ in range(100)) if lane_of(key) != lane_of(held))
+    first, second, elsewhere = released(held), released(held), released(other)
+    sub.fail_first[first.id] = 2
+    router = start_router(topics, url, Delivery(retries=3, backoff="linear", delay=0.3))
+    try:
+        for event in (first, second, elsewhere):
+            send(topics, event)
+        wait_for(lambda: len(sub.attempts.get(held, [])) == 4 and other in sub.attempts)
+    finally:
+        router.close()
+    assert sub.ids(held) == [first.id] * 3 + [second.id]
+    assert sub.ids(other) == [elsewhere.id]
+    other_at = sub.attempts[other][0][0]
+    first_succeeded_at = sub.attempts[held][2][0]
+    assert other_at < first_succeeded_at  # the other key did not wait for the retries
+
+
+def test_an_attempt_at_a_hanging_handler_is_cut_at_the_timeout_then_dead_lettered(
+    topics: str, subscriber: Any
+) -> None:
+    sub, url = subscriber
+    subject = f"hang-{uuid.uuid4()}"
+    sub.hang.add(subject)  # held for 60 s, far beyond the records() wait below
+    policy = Delivery(retries=1, backoff="linear", delay=0.2, timeout=1.0)
+    router = start_router(topics, url, policy)
+    try:
+        event = publish(topics, subject)
+        dead = records(topics, TOPIC + ".dlq", subject, timeout=30)
+    finally:
+        router.close()
+    times = [at for at, _ in sub.attempts[subject]]
+    print(f"attempts {len(times)}, {times[-1] - times[0]:.2f} s apart")
+    assert len(times) == 2
+    assert times[1] - times[0] >= policy.timeout + policy.wait_before(1) - 0.05
+    assert [letter.id for letter in dead] == [event.id]
+    assert "knativeerrorcode" not in dead[0].attributes  # no answer: the attempt was cut

@@ -1,7 +1,8 @@
 """The OpenAPI document: derived from the registry, committed fresh, complete, and valid OpenAPI 3.1.
 
-The declarations the document is built from (`@query(params=…)`, `@command(body=…)`) are checked
-against the handlers' code, so a query parameter or body model used in code but not declared fails here.
+The declarations the document is built from (`@query(params=…)`, `@command(body=…)`, `answers=…`) are
+checked against the handlers' code, so a query parameter, body model or answer model used in code but
+not declared fails here.
 """
 
 from __future__ import annotations
@@ -12,17 +13,23 @@ import inspect
 import pkgutil
 import re
 import textwrap
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from pydantic import BaseModel, create_model
 
+from functions.orders.api import OrderLineView, OrderView, StatusChangeView
 from fusion.openapi import DOCUMENT_PATH, build_document, main, render
 from fusion.registry import FunctionSpec, Route, load_all
+from fusion.web import View
 
 SPECS = load_all()
 HTTP = sorted((spec for spec in SPECS.values() if spec.kind == "http"), key=lambda spec: spec.name)
@@ -61,6 +68,8 @@ def _walk(node: Any) -> Iterator[Any]:
 class Reads:
     query: set[str] = field(default_factory=set)
     bodies: set[Any] = field(default_factory=set)
+    views: set[Any] = field(default_factory=set)  # the answer models it builds
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)  # what query_text / query_choice accept
     unrecognised: list[str] = field(default_factory=list)  # reads the scan cannot name: fix the code or the scan
 
 
@@ -122,16 +131,30 @@ def _scan(tree: ast.AST, namespace: dict[str, Any], reads: Reads, seen: set[Any]
         name = _callee_name(call)
         if name.startswith("query_"):  # fusion.web's query_int, query_decimal, query_choice
             reads.query.add(_literal(call, 1, reads) or "")
+            _read_limit(call, name, namespace, reads)
         elif name == "Listing":  # a Listing pages with limit and offset
             reads.query |= {"limit", "offset"}
         elif name == "parse_body":
             reads.bodies.add(_lookup(call.args[1], namespace))
+        view = _lookup(call.func.value if name == "model_validate" else call.func, namespace)  # type: ignore[attr-defined]
+        if isinstance(view, type) and issubclass(view, View):
+            reads.views.add(view)
         callee = _lookup(call.func, namespace)
         callee = inspect.unwrap(callee) if callable(callee) else None
         if inspect.isfunction(callee) and callee.__module__.startswith("functions.") and callee not in seen:
             seen.add(callee)
             _scan(ast.parse(textwrap.dedent(inspect.getsource(callee))), callee.__globals__, reads, seen)
     reads.query.discard("")
+
+
+def _read_limit(call: ast.Call, name: str, namespace: dict[str, Any], reads: Reads) -> None:
+    """The bound a text or choice read gives its parameter: the documented schema must say the same."""
+    key = {"query_text": "maxLength", "query_choice": "enum"}.get(name)
+    if key is None or len(call.args) < 3 or not isinstance(call.args[1], ast.Constant):
+        return
+    bound = call.args[2]
+    value = bound.value if isinstance(bound, ast.Constant) else _lookup(bound, namespace)
+    reads.limits[call.args[1].value] = {key: list(value) if key == "enum" else value}
 
 
 def _reads_of(spec: FunctionSpec) -> Reads:
@@ -214,7 +237,7 @@ def test_errors_and_headers_follow_what_the_function_can_answer(spec: FunctionSp
         is_command = spec in COMMANDS
         assert ("Idempotency-Key" in {p["name"] for p in parameters if p["in"] == "header"}) is is_command
         assert ("400" in responses) is (is_command or bool(spec.extra.get("params")))
-        assert ("404" in responses) is ("{" in route.path)
+        assert ("404" in responses) is ("{" in route.path or is_command)
         assert {"409", "422"} <= set(responses) if is_command else not {"409", "422"} & set(responses)
         for status in ("400", "404", "409", "422"):
             if status in responses:
@@ -234,6 +257,26 @@ def test_declared_query_parameters_and_body_are_what_the_code_reads(spec: Functi
     assert reads.query == set(spec.extra.get("params", ())), "declare them with @query(params=[...])"
     body = spec.extra.get("body")
     assert reads.bodies == ({body} if body else set()), "declare it with @command(body=Model)"
+
+
+def _answer_models(spec: FunctionSpec) -> set[Any]:
+    """The models of the JSON answers `answers=` declares (a list answers its items' model)."""
+    answers = spec.extra["answers"].values()
+    return {get_args(answer)[0] if get_args(answer) else answer for answer in answers if not isinstance(answer, str)}
+
+
+@pytest.mark.parametrize("spec", HTTP, ids=lambda spec: spec.name)
+def test_declared_answers_are_what_the_code_builds(spec: FunctionSpec) -> None:
+    assert spec.extra.get("answers"), "declare what it answers with answers=Model, list[Model] or {status: Model}"
+    assert _answer_models(spec) <= _reads_of(spec).views, "answer with the declared model: answer(Model(...))"
+
+
+@pytest.mark.parametrize("spec", QUERIES, ids=lambda spec: spec.name)
+def test_documented_query_bounds_are_what_the_code_accepts(spec: FunctionSpec) -> None:
+    declared = {str(param): getattr(param, "schema", {}) for param in spec.extra["params"]}
+    for name, limit in _reads_of(spec).limits.items():
+        ((key, value),) = limit.items()
+        assert declared[name].get(key) == value, f"declare {name} with text_param / choice_param as the code reads it"
 
 
 def test_the_scan_finds_query_reads_in_helpers() -> None:
@@ -270,6 +313,47 @@ def test_bodies_are_declared_where_expected() -> None:
     assert items == {"$ref": "#/components/schemas/NewOrderItem"}
 
 
+@pytest.mark.parametrize("spec", HTTP, ids=lambda spec: spec.name)
+def test_each_success_answer_has_its_exact_status_and_schema(spec: FunctionSpec) -> None:
+    responses = _operation(spec.routes[0])["responses"]
+    successes = {status: response for status, response in responses.items() if status.startswith("2")}
+    assert set(successes) == {str(status) for status in spec.extra["answers"]}
+    for response in successes.values():
+        ((media, content),) = response["content"].items()
+        if media == "application/json":
+            schema = content["schema"]
+            component = _resolve(schema.get("items", schema))
+            assert component["type"] == "object" and component["additionalProperties"] is False
+
+
+def test_creates_answer_201_and_everything_else_200() -> None:
+    statuses = {spec.name: sorted(spec.extra["answers"]) for spec in HTTP}
+    creates = {"create-product", "create-order", "create-campaign", "create-payment"}
+    assert {name: statuses[name] for name in creates} == {name: [201] for name in creates}
+    assert statuses["create-shipment"] == [200, 201]  # 200: the order already has its shipment
+    assert all(codes == [200] for name, codes in statuses.items() if name not in creates | {"create-shipment"})
+    label = _operation(SPECS["get-shipment-label"].routes[0])["responses"]["200"]["content"]
+    assert list(label) == ["application/pdf"]
+    orders = _operation(SPECS["list-orders"].routes[0])["responses"]["200"]["content"]["application/json"]["schema"]
+    assert orders == {"type": "array", "items": {"$ref": "#/components/schemas/OrderView"}}
+
+
+def test_answers_write_amounts_as_numbers_and_moments_as_utc_date_times() -> None:
+    schema = _resolve({"$ref": "#/components/schemas/OrderView"})
+    assert schema["properties"]["total"]["type"] == "number"
+    assert schema["properties"]["createdAt"] == {"type": "string", "format": "date-time", "title": "Createdat"}
+    at = datetime(2030, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    order = OrderView(
+        id=uuid.uuid4(), customer_id="alice", items=[OrderLineView(sku="TEE", quantity=2, price=Decimal("19.99"))],
+        total=Decimal("40.00"), currency="USD", status="created", status_reason=None, campaign_id=None,
+        created_at=at, updated_at=at.astimezone(UTC),
+        history=[StatusChangeView(status="created", reason=None, at=at, late=False)],
+    ).to_json()
+    assert order["total"] == 40 and isinstance(order["total"], int) and order["items"][0]["price"] == 19.99
+    assert order["createdAt"] == order["updatedAt"] == "2030-01-02T03:04:05Z"
+    Draft202012Validator({**DOCUMENT, "$ref": "#/components/schemas/OrderView"}).validate(order)
+
+
 # --- structure -----------------------------------------------------------------------------------
 
 
@@ -298,8 +382,16 @@ def test_every_response_has_a_description() -> None:
 
 def _http_spec(name: str, route: str, **extra: Any) -> FunctionSpec:
     method, path = route.split(" ")
+    extra.setdefault("answers", {200: "text/plain"})
     return FunctionSpec(name=name, target=name.replace("-", "_"), service="catalog", kind="http",
                         routes=(Route(method, path),), summary="Does it.\nIn detail.", extra=extra)
+
+
+def test_an_http_function_must_say_what_it_answers() -> None:
+    with pytest.raises(ValueError, match="declares no answers="):
+        build_document([_http_spec("get-thing", "GET /things", params=(), answers={})])
+    with pytest.raises(ValueError, match="give a model"):
+        build_document([_http_spec("get-thing", "GET /things", params=(), answers={200: dict[str, int]})])
 
 
 def test_a_route_declared_twice_is_refused() -> None:

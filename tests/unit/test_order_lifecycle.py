@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.orders.handlers import order_id_of
+from functions.orders.handlers import occurred_at, order_id_of
 from functions.orders.rules import (
     CANCELLABLE,
     FINAL,
@@ -16,12 +16,14 @@ from functions.orders.rules import (
     OrderLine,
     OrderStatus,
     allowed_from,
+    beyond,
     can_move,
     insufficient_stock_reason,
     order_total,
     payment_deadline_passed_before,
     price_problem,
 )
+from fusion.binding import Event
 from fusion.contracts import InventoryInsufficient
 from fusion.declare import UnprocessableEvent
 from fusion.registry import PAYMENT_EVENTS, PRODUCT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
@@ -84,6 +86,32 @@ def test_nothing_leaves_a_final_status_and_nothing_returns_to_created() -> None:
     assert allowed_from(S.CREATED) == frozenset()
     assert HAPPY_PATH[0] == S.CREATED and HAPPY_PATH[-1] == S.DELIVERED
     assert {S.CREATED, S.CONFIRMED, S.PAID} == CANCELLABLE
+
+
+def test_a_step_is_late_only_for_an_order_already_past_it_on_the_happy_path() -> None:
+    assert beyond(S.PAID) == {S.SHIPPED, S.DELIVERED}
+    assert beyond(S.CONFIRMED) == {S.PAID, S.SHIPPED, S.DELIVERED}
+    assert beyond(S.DELIVERED) == frozenset()
+    assert beyond(S.FAILED) == beyond(S.CANCELLED) == frozenset()
+    for target in HAPPY_PATH:
+        assert not any(can_move(current, target) for current in beyond(target)), "a late step never moves back"
+
+
+@pytest.mark.parametrize(
+    ("time", "expected"),
+    [
+        ("2026-12-01T10:00:00.123456Z", datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-12-01T12:00:00+02:00", datetime(2026, 12, 1, 10, 0, tzinfo=UTC)),
+        ("2026-12-01T10:00:00", datetime(2026, 12, 1, 10, 0, tzinfo=UTC)),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_a_fact_happened_at_its_event_time(time: str | None, expected: datetime | None) -> None:
+    attributes = {"id": "e", "source": "s", "type": "t", "specversion": "1.0"}
+    event = Event(attributes if time is None else {**attributes, "time": time})
+    assert occurred_at(event) == expected
 
 
 def test_order_total_is_exact_in_minor_units() -> None:
