@@ -20,6 +20,7 @@ _EXPONENTS: dict[str, int] = {
     **dict.fromkeys(_NO_DECIMALS.split(), 0),
     **dict.fromkeys(_THREE_DECIMALS.split(), 3),
 }
+CURRENCIES = tuple(sorted(_EXPONENTS))  # every code the platform accepts
 
 
 class MoneyError(ValueError):
@@ -87,11 +88,6 @@ def to_decimal(minor: int, currency: str) -> Decimal:
 def json_number(amount: Decimal) -> float | int:
     """A decimal amount as the JSON number the API returns (whole amounts as integers)."""
     return int(amount) if amount == amount.to_integral_value() else float(amount)
-
-
-def to_json_number(minor: int, currency: str) -> float | int:
-    """Minor units → the JSON number the API returns."""
-    return json_number(to_decimal(minor, currency))
 
 
 def percent_of(minor: int, percent: Decimal) -> int:

@@ -36,7 +36,7 @@ from fusion.errors import (
     Unauthenticated,
     Unavailable,
 )
-from fusion.money import _EXPONENTS, MAX_AMOUNT, MoneyError, bounded_decimal, json_number
+from fusion.money import CURRENCIES, MAX_AMOUNT, MoneyError, bounded_decimal, json_number
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -108,7 +108,7 @@ Amount = Annotated[Decimal, BeforeValidator(bounded_decimal)]
 
 
 # A currency in a body, documented as the ISO 4217 codes it must be one of (any case is accepted).
-CurrencyCode = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(_EXPONENTS)})]
+CurrencyCode = Annotated[str, WithJsonSchema({"type": "string", "enum": list(CURRENCIES)})]
 
 
 def _whole(value: object) -> object:
@@ -181,7 +181,7 @@ def path_uuid(params: dict[str, str], name: str, what: str) -> uuid.UUID:
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return _utc_text(value)
     if isinstance(value, Decimal):
         return json_number(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

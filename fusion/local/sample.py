@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from fusion.waiting import wait_until
+from fusion.web import iso, utc_now
 
 MARKER = "sample-catalog"  # in the state folder: the sample was loaded (or declined) for this state
 SKU_PREFIX = "SAMPLE-"
@@ -72,7 +73,7 @@ def load(catalog_url: str, campaigns_url: str, staff_token: str, timeout: float 
 
 
 def _open_campaign(campaigns_url: str, staff_token: str, product_id: str, timeout: float) -> None:
-    expires = (datetime.now(UTC) + timedelta(days=7)).isoformat().replace("+00:00", "Z")
+    expires = iso(utc_now() + timedelta(days=7))
     body = {"productId": product_id, "expiresAt": expires, **CAMPAIGN}
 
     def opened() -> bool:

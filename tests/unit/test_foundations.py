@@ -12,7 +12,7 @@ from fusion.config import ConfigError, check_service_secrets, load_settings, to_
 from fusion.cron import Cron, CronError
 from fusion.dataplane import Attempt, Verdict, dead_letter, judge
 from fusion.kafka import security as kafka_security
-from fusion.money import MoneyError, percent_of, to_decimal, to_json_number, to_minor
+from fusion.money import MoneyError, json_number, percent_of, to_decimal, to_minor
 from fusion.registry import Delivery, Route
 
 
@@ -36,7 +36,8 @@ def test_bad_amounts_are_refused(amount: object, currency: str, problem: str) ->
 
 def test_minor_units_back_to_decimals_and_percentages() -> None:
     assert to_decimal(1999, "USD") == Decimal("19.99")
-    assert to_json_number(1500, "JPY") == 1500 and to_json_number(1999, "USD") == 19.99
+    assert json_number(to_decimal(1500, "JPY")) == 1500 and json_number(to_decimal(1999, "USD")) == 19.99
+    assert isinstance(json_number(to_decimal(1500, "USD")), int)  # whole amounts answer as integers
     assert percent_of(1999, Decimal("80")) == 1599  # 1599.2 rounds down
     assert percent_of(1999, Decimal("50")) == 1000  # 999.5 rounds half up
 
