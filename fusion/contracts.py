@@ -40,6 +40,28 @@ class ProductCreated(Contract):
     category: str | None = None
     created_at: datetime
 
+    @property
+    def price_set_at(self) -> datetime:
+        return self.created_at
+
+
+class ProductUpdated(Contract):
+    """A product as it is after a change: its price was set at `updated_at`, and an announcement of an older
+    price (a late product.created or product.updated) never replaces a newer one."""
+
+    id: str
+    sku: str
+    name: str
+    description: str | None = None
+    price: Amount
+    currency: str
+    category: str | None = None
+    updated_at: datetime
+
+    @property
+    def price_set_at(self) -> datetime:
+        return self.updated_at
+
 
 # orders
 class OrderItem(Contract):
@@ -128,6 +150,8 @@ class Campaign(Contract):
     currency: str
     expires_at: datetime
     created_at: datetime | None = None
+    leader: str | None = None  # the first participant whose payment was authorized
+    refunded_seats: int = 0  # seats charged and then refunded because their group order failed
 
 
 class CampaignCreated(Contract):
@@ -154,7 +178,64 @@ class CampaignClosed(Contract):
     participants: list[str] | None = None
 
 
+class SeatHeld(Contract):
+    """A seat is held for a participant until its payment is authorized or the hold ends."""
+
+    campaign: Campaign
+    user_id: str
+    hold_expires_at: datetime
+
+
+class SeatConfirmed(Contract):
+    """A counted seat of a campaign that reached its minimum: its authorization is to be captured."""
+
+    campaign: Campaign
+    user_id: str
+
+
+class SeatReleased(Contract):
+    """A seat that will not be paid: its authorization, if any, is to be cancelled."""
+
+    campaign_id: str
+    user_id: str
+    reason: str  # declined | hold_expired | campaign_expired | campaign_closed | campaign_full
+
+
+class CampaignStockHeld(Contract):
+    campaign_id: str
+    sku: str
+    quantity: int
+
+
+class CampaignStockRefused(Contract):
+    campaign_id: str
+    sku: str
+    requested: int
+    available: int
+
+
 # payments
+class SeatPayment(Contract):
+    """A seat's payment moved: authorized (held on the card), captured (charged) or refunded."""
+
+    payment_id: str
+    campaign_id: str
+    user_id: str
+    amount: Amount
+    currency: str
+    campaign: Campaign | None = None  # carried on payment.seat.captured: what the group order is for
+
+
+class SeatPaymentFailed(Contract):
+    """A seat's card was declined at authorization, or its capture failed."""
+
+    payment_id: str
+    campaign_id: str
+    user_id: str
+    reason: str
+    failure_code: str | None = None
+
+
 class PaymentCreated(Contract):
     payment_id: str
     order_id: str
@@ -214,6 +295,7 @@ class ShipmentDelivered(Contract):
 
 CONTRACTS: dict[str, type[Contract]] = {
     "product.created": ProductCreated,
+    "product.updated": ProductUpdated,
     "order.created": OrderCreated,
     "order.confirmed": OrderConfirmed,
     "order.failed": OrderFailed,
@@ -227,6 +309,16 @@ CONTRACTS: dict[str, type[Contract]] = {
     "group-commerce.campaign.successful": CampaignSuccessful,
     "group-commerce.campaign.expired": CampaignExpired,
     "group-commerce.campaign.closed": CampaignClosed,
+    "group-commerce.seat.held": SeatHeld,
+    "group-commerce.seat.confirmed": SeatConfirmed,
+    "group-commerce.seat.released": SeatReleased,
+    "inventory.campaign.held": CampaignStockHeld,
+    "inventory.campaign.refused": CampaignStockRefused,
+    "payment.seat.authorized": SeatPayment,
+    "payment.seat.declined": SeatPaymentFailed,
+    "payment.seat.captured": SeatPayment,
+    "payment.seat.capture-failed": SeatPaymentFailed,
+    "payment.seat.refunded": SeatPayment,
     "payment.created": PaymentCreated,
     "payment.succeeded": PaymentSucceeded,
     "payment.failed": PaymentFailed,

@@ -65,6 +65,10 @@ class ProviderRefused(DomainError):
 
 
 class Unavailable(DomainError):
-    """Something this depends on cannot be reached now; trying again may work (503)."""
+    """Something this depends on cannot be reached now; trying again after `retry_after` seconds may work (503)."""
 
     default_code = "unavailable"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int = 1):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after

@@ -168,7 +168,9 @@ _STATUS_OF: dict[type[DomainError], int] = {
 
 def http_error(error: DomainError) -> ApiError:
     status = next((code for kind, code in _STATUS_OF.items() if isinstance(error, kind)), 500)
-    return ApiError(status, error.message, code=error.code, field=error.field)
+    # RFC 9110: a 503 may say when to try again; clients and proxies back off that long.
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, Unavailable) else None
+    return ApiError(status, error.message, code=error.code, field=error.field, headers=headers)
 
 
 def path_uuid(params: dict[str, str], name: str, what: str) -> uuid.UUID:
@@ -367,6 +369,22 @@ def query_text(request: flask.Request, name: str, max_length: int) -> str | None
     if not is_printable(raw):
         raise Invalid(name, NO_CONTROL_CHARACTERS)
     return raw or None
+
+
+def uuid_param(name: str) -> Param:
+    """What `query_uuid(request, name)` accepts."""
+    return Param(name, {"type": "string", "format": "uuid", "maxLength": 64})
+
+
+def query_uuid(request: flask.Request, name: str) -> uuid.UUID | None:
+    """A UUID query parameter; None when absent or empty, 400 when it is not a UUID."""
+    raw = query_text(request, name, 64)
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise Invalid(name, f"must be a UUID, got {raw!r}") from None
 
 
 def query_choice(request: flask.Request, name: str, allowed: tuple[str, ...]) -> str | None:

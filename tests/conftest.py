@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support import ActingClient, Tokens, free_port
+from support import ActingClient, ServedOverHttp, Tokens, free_port
 
 from fusion import config, db
 from fusion.local.broker import start_broker
@@ -23,7 +24,7 @@ TESTS_DIR = PROJECT_ROOT / "tests"
 SERVICE_SCHEMAS = [s.package for s in services().values()]
 # What each folder's tests need, as a marker: `-m pure` runs in seconds, `-m "not platform"` skips `fusion dev`.
 FOLDER_MARKERS = {"unit": "pure", "deploy": "pure", "component": "database", "integration": "broker",
-                  "e2e": "platform", "fuzz": "platform"}
+                  "e2e": "platform", "fuzz": "platform", "browser": "platform"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -112,18 +113,33 @@ def clean_db(database: str) -> str:
     return database
 
 
+def service_app(service: str) -> Any:
+    """The functions-framework app serving every function of `service`, as `fusion dev` runs it."""
+    import functions_framework
+
+    return functions_framework.create_app("serve", str(PROJECT_ROOT / service_named(service).source))
+
+
+@pytest.fixture(scope="session")
+def catalog_http(database: str, issuer: IssuerServer) -> Iterator[str]:
+    """The catalog served over real HTTP for the whole session; CATALOG_URL points at it, so orders and group
+    buying look up products they have not heard of there (never at a `make dev` running beside the tests)."""
+    served = ServedOverHttp(service_app("catalog"))
+    os.environ["CATALOG_URL"] = served.url
+    config.settings.cache_clear()
+    yield served.url
+    served.stop()
+
+
 @pytest.fixture
-def client(clean_db: str, tokens: Tokens) -> Callable[..., FlaskClient]:
+def client(clean_db: str, tokens: Tokens, catalog_http: str) -> Callable[..., FlaskClient]:
     """`client("catalog")`: a test client of the service's functions-framework app, on a clean database.
 
     Its requests carry real tokens (see `ActingClient`); `client("orders", token=None)` is anonymous and
     `client("orders", token=tokens.customer("bob"))` always presents that token.
     """
-    import functions_framework
-
     def make(service: str, token: str | bool | None = False) -> FlaskClient:
-        source = str(PROJECT_ROOT / service_named(service).source)
-        app = functions_framework.create_app("serve", source)
+        app = service_app(service)
         app.test_client_class = ActingClient
         test_client = app.test_client()
         assert isinstance(test_client, ActingClient)

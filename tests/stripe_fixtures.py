@@ -23,12 +23,13 @@ import pytest
 from support import free_port
 
 from functions.payments.gateway import reset_stripe_client
+from functions.payments.rules import STRIPE_WEBHOOK_EVENTS
 from fusion import config
 from fusion.local.stripe import start_localstripe
 
 WEBHOOK_SECRET = "whsec_fusioncommerce_tests"
 SECRET_KEY = "sk_test_fusioncommerce_tests"
-WEBHOOK_EVENTS = ["payment_intent.succeeded", "payment_intent.payment_failed"]
+WEBHOOK_EVENTS = list(STRIPE_WEBHOOK_EVENTS)
 STRIPE_SETTINGS = ("STRIPE_API_BASE", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_AUTO_CONFIRM")
 
 
@@ -84,6 +85,10 @@ class WebhookReceiver:
         with self._changed:
             self._deliveries.append(delivery)
             self._changed.notify_all()
+
+    def received(self) -> list[WebhookDelivery]:
+        with self._changed:
+            return list(self._deliveries)
 
     def wait_for(self, event_type: str, intent_id: str, timeout: float = 20.0) -> WebhookDelivery:
         """The webhook of `event_type` about `intent_id` (localstripe sends it about 1 s after the event)."""

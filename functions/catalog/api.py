@@ -1,4 +1,4 @@
-"""Catalog HTTP API: create, list, search and read products."""
+"""Catalog HTTP API: create, change, list, search and read products."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 import flask
 
 from functions.catalog import flow
-from functions.catalog.flow import NewProduct, ProductSearch
+from functions.catalog.flow import SKU_LENGTH, NewProduct, ProductChanges, ProductSearch
 from functions.catalog.store import SERVICE, ProductRow
 from fusion.auth import PUBLIC, staff
 from fusion.declare import command, query
@@ -24,7 +24,9 @@ from fusion.web import (
     path_uuid,
     query_decimal,
     query_text,
+    query_uuid,
     text_param,
+    uuid_param,
 )
 
 
@@ -40,12 +42,14 @@ class ProductView(View):
     inventory: int
     category: str | None
     created_at: Instant
+    updated_at: Instant  # when the price and the rest were last set
 
 
 def product_view(row: ProductRow) -> ProductView:
     return ProductView(id=row.id, sku=row.sku, name=row.name, description=row.description,
                        price=to_decimal(row.price_minor, row.currency), currency=row.currency,
-                       inventory=row.inventory, category=row.category, created_at=row.created_at)
+                       inventory=row.inventory, category=row.category, created_at=row.created_at,
+                       updated_at=row.updated_at)
 
 
 @command("create-product", service=SERVICE, routes=["POST /products"], auth=staff("catalog:write"), body=NewProduct,
@@ -56,20 +60,31 @@ def create_product(request: flask.Request, params: dict[str, str], uow: UnitOfWo
     return answer(product, 201, headers={"Location": f"/products/{product.id}"})
 
 
+@command("update-product", service=SERVICE, routes=["PATCH /products/{id}"], auth=staff("catalog:write"),
+         body=ProductChanges, answers=ProductView)
+def update_product(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
+    """Change a product's name, description, price or category, and publish product.updated."""
+    product_id = path_uuid(params, "id", "product")
+    return answer(product_view(flow.update_product(product_id, parse_body(request, ProductChanges), uow)))
+
+
 def _search_of(request: flask.Request) -> ProductSearch:
     return ProductSearch(
         text=query_text(request, "q", 200),
         category=query_text(request, "category", 100),
         min_price=query_decimal(request, "minPrice"),
         max_price=query_decimal(request, "maxPrice"),
+        sku=query_text(request, "sku", SKU_LENGTH),
+        id=query_uuid(request, "id"),
     )
 
 
 @query("list-products", service=SERVICE, routes=["GET /products"], auth=PUBLIC,
        params=[text_param("q", 200), text_param("category", 100), amount_param("minPrice"), amount_param("maxPrice"),
-               "limit", "offset"], answers=list[ProductView])
+               text_param("sku", SKU_LENGTH), uuid_param("id"), "limit", "offset"], answers=list[ProductView])
 def list_products(request: flask.Request, params: dict[str, str]) -> flask.Response:
-    """List products: q (name/description contains), category, minPrice, maxPrice, limit, offset."""
+    """List products: q (name/description contains), category, minPrice, maxPrice, sku and id (exactly), limit,
+    offset. Other services look a product up by its sku or id here."""
     search = _search_of(request)
     with reading(SERVICE) as uow:
         rows = flow.search_products(search, uow, page_of(request))

@@ -1,6 +1,6 @@
 """Catalog service: the functions functions-framework serves (`--source functions/catalog/main.py`)."""
 
-from functions.catalog.api import create_product, get_product, list_products
+from functions.catalog.api import create_product, get_product, list_products, update_product
 from fusion.declare import boot, service_dispatcher
 from fusion.registry import Service, declare_service
 
@@ -10,4 +10,4 @@ SERVICE = declare_service(Service(
 boot(SERVICE.name)
 serve = service_dispatcher(SERVICE.name)
 
-__all__ = ["SERVICE", "create_product", "get_product", "list_products", "serve"]
+__all__ = ["SERVICE", "create_product", "get_product", "list_products", "serve", "update_product"]

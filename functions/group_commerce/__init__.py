@@ -1,24 +1,23 @@
 """Group buying: a product offered at a discount when enough buyers join before a deadline.
 
 Lifecycle of a campaign:
-- "active": created by `POST /campaigns` from the local product projection (fed by product.created),
-  with the group price fixed at creation: (100 - discountPercentage)% of the catalog price, in the
-  currency's minor units, rounded half up.
-- "successful": the join that brings actualParticipants to minParticipants tips it, once
-  (group-commerce.campaign.successful with every participant). Joins stay open until
+- "pending": created by `POST /campaigns` (staff) from the local product projection (or, for a
+  product it has not heard of yet, the catalog itself), with the group price fixed at creation:
+  (100 - discountPercentage)% of the catalog price, in the currency's minor units, rounded half up.
+  Inventory is asked to hold the stock of every seat (maxParticipants units).
+- "active" once that stock is held; "refused" (with the reason) when it cannot be.
+- "successful": the authorized seat that brings actualParticipants to minParticipants tips it,
+  once (group-commerce.campaign.successful with every participant). Joins stay open until
   maxParticipants seats are taken or the deadline passes.
 - "expired": the deadline passed below the minimum (group-commerce.campaign.expired with the
-  participants, so they can be told); nobody is charged.
-- "closed": the deadline passed at or above the minimum (group-commerce.campaign.closed).
+  participants, so they can be told); every authorization is cancelled, nobody is charged, and the
+  stock goes back.
+- "closed": the deadline passed at or above the minimum (group-commerce.campaign.closed); the
+  stock of the seats nobody took goes back.
 
-Refused joins answer 409, as state conflicts: "campaign_full" or "campaign_closed" (see `flow.join_campaign`).
-
-Orders and payment: the orders service turns every seat of a successful campaign into one order at
-the group price (the participants when it tips, then each later joiner at once), carrying the
-campaign id. A group order then runs the normal saga: stock is reserved, the order is confirmed,
-and the payments service creates a Stripe PaymentIntent for it. The storefront collects the
-participant's payment exactly as for any order: it calls `POST /payments` for the order to get the
-PaymentIntent's client secret and confirms the payment with Stripe in the browser; the signed
-webhook then moves the order to paid. Nobody is charged while a campaign is still below its
-minimum, and an expired campaign creates no orders.
+Money (see `flow`): joining holds a seat and payments asks the customer's card for an authorization
+of the group price (a PaymentIntent with manual capture). The seat counts once authorized. When the
+group forms every counted seat is captured, and each captured seat becomes an order at the group
+price that is already paid and runs on to shipping. A charge that fails frees only that seat; a
+group order that fails after the charge is refunded (the campaign counts its refunded seats).
 """

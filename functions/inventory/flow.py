@@ -1,5 +1,10 @@
 """Inventory use cases: stock set over HTTP or brought by a new product; stock reserved for orders,
-released, and turned into a sale when the parcel ships.
+released, and turned into a sale when the parcel ships; stock held for a group campaign's seats.
+
+A campaign holds the stock of all its seats when it is created, all or nothing
+(inventory.campaign.held, or inventory.campaign.refused), so a group that forms never fails for
+stock: each of its group orders takes its unit from the campaign's hold. When the campaign ends, the
+units of seats nobody took go back (all of them when it expired).
 
 On the API `quantity` is the stock on hand (what `PUT /inventory` sets), `reserved` is held for
 orders not shipped yet, and `available` = quantity - reserved is what new orders can reserve.
@@ -16,7 +21,15 @@ from pydantic import Field
 from functions.inventory import store
 from functions.inventory.rules import first_shortage
 from functions.inventory.store import StockRow
-from fusion.contracts import InventoryInsufficient, InventoryReleased, InventoryReserved, StockLine
+from fusion import catalog_lookup
+from fusion.contracts import (
+    CampaignStockHeld,
+    CampaignStockRefused,
+    InventoryInsufficient,
+    InventoryReleased,
+    InventoryReserved,
+    StockLine,
+)
 from fusion.db import Sql
 from fusion.errors import Conflict, NotFound
 from fusion.listing import Page
@@ -46,6 +59,30 @@ class Reservation:
 
     order_id: str
     wanted: Mapping[str, int]
+    campaign_id: str | None = None  # a group order takes its stock from its campaign's hold
+
+
+@dataclass(frozen=True)
+class CampaignHold:
+    """A new campaign wants `quantity` units (its maximum seats) of one sku held."""
+
+    campaign_id: str
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class CampaignEnd:
+    """A campaign ended; `seats_to_come` of its counted seats may still become orders (0 when it expired)."""
+
+    campaign_id: str
+    max_seats: int
+    seats_to_come: int
+
+
+def campaign_holder(campaign_id: str) -> str:
+    """The reservation that holds a campaign's stock."""
+    return f"campaign:{campaign_id}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +99,15 @@ class OrderStock:
 def add_initial_stock(stock: InitialStock, uow: UnitOfWork) -> None:
     """A level already set by PUT /inventory is kept."""
     store.add_stock_if_new(uow, stock.sku, stock.quantity)
+
+
+def learn_new_products(uow: UnitOfWork, skus: list[str]) -> None:
+    """Take the stock of products product.created has not brought yet from the catalog itself, so an order
+    for a product created a moment ago is not refused for stock it has (the catalog down: Unavailable)."""
+    for sku in sorted(set(skus) - store.known_skus(uow, skus)):
+        stock = catalog_lookup.initial_stock(sku)
+        if stock is not None:
+            store.add_stock_if_new(uow, sku, stock)
 
 
 def stock_of(sku: str, uow: UnitOfWork) -> StockRow:
@@ -93,6 +139,10 @@ def reserve_stock(reservation: Reservation, uow: UnitOfWork) -> None:
     if not store.claim_order(uow, order_id):
         log.info("order %s was reserved, refused or cancelled before; nothing to reserve", order_id)
         return
+    if _take_from_campaign(uow, reservation):
+        _publish_reserved(uow, order_id, wanted)
+        return
+    learn_new_products(uow, list(wanted))
     shortage = first_shortage(wanted, store.lock_stock(uow, list(wanted)))
     if shortage is not None:
         store.refuse_reservation(uow, order_id, f"insufficient stock for {shortage.sku}")
@@ -101,9 +151,61 @@ def reserve_stock(reservation: Reservation, uow: UnitOfWork) -> None:
         ))
         return
     _hold(uow, order_id, wanted)
+    _publish_reserved(uow, order_id, wanted)
+
+
+def _publish_reserved(uow: UnitOfWork, order_id: str, wanted: Mapping[str, int]) -> None:
     uow.publish("inventory.reserved", subject=order_id, payload=InventoryReserved(
         order_id=order_id, items=[StockLine(sku=sku, quantity=qty) for sku, qty in wanted.items()],
     ))
+
+
+def _take_from_campaign(uow: UnitOfWork, reservation: Reservation) -> bool:
+    """A group order's unit comes from its campaign's hold; False (reserve as usual) when the hold has none."""
+    if reservation.campaign_id is None or len(reservation.wanted) != 1:
+        return False
+    [(sku, quantity)] = reservation.wanted.items()
+    holder = campaign_holder(reservation.campaign_id)
+    if store.pass_campaign_units(uow, holder, reservation.order_id, sku, quantity):
+        return True
+    log.warning("order %s: campaign %s holds no stock for it; reserving from the shelf", reservation.order_id,
+                reservation.campaign_id)
+    return False
+
+
+def hold_campaign_stock(hold: CampaignHold, uow: UnitOfWork) -> None:
+    """Hold the stock of every seat of a new campaign, all or nothing; a repeated request changes nothing."""
+    holder = campaign_holder(hold.campaign_id)
+    if not store.claim_order(uow, holder):
+        return
+    wanted = {hold.sku: hold.quantity}
+    learn_new_products(uow, [hold.sku])
+    shortage = first_shortage(wanted, store.lock_stock(uow, [hold.sku]))
+    if shortage is not None:
+        store.refuse_reservation(uow, holder, f"insufficient stock for {shortage.sku}")
+        uow.publish("inventory.campaign.refused", subject=hold.campaign_id, payload=CampaignStockRefused(
+            campaign_id=hold.campaign_id, sku=hold.sku, requested=shortage.requested, available=shortage.available,
+        ))
+        return
+    _hold(uow, holder, wanted)
+    uow.publish("inventory.campaign.held", subject=hold.campaign_id,
+                payload=CampaignStockHeld(campaign_id=hold.campaign_id, sku=hold.sku, quantity=hold.quantity))
+
+
+def release_campaign_stock(end: CampaignEnd, uow: UnitOfWork) -> int:
+    """Give back the units of the ended campaign's seats that will never be orders; how many went back."""
+    holder = campaign_holder(end.campaign_id)
+    line = store.lock_campaign_line(uow, holder)
+    if line is None:
+        return 0
+    passed_on = end.max_seats - line.quantity
+    still_wanted = max(end.seats_to_come - passed_on, 0)
+    surplus = line.quantity - still_wanted
+    if surplus > 0:
+        store.give_back_campaign_units(uow, holder, line.sku, surplus)
+    if still_wanted == 0:
+        store.move_reservation(uow, holder, was="reserved", becomes="released", reason="campaign ended")
+    return surplus
 
 
 def _hold(uow: UnitOfWork, order_id: str, wanted: Mapping[str, int]) -> None:

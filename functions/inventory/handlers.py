@@ -1,16 +1,26 @@
-"""Inventory's CloudEvent functions: stock for new products, and stock reserved, released and sold for orders."""
+"""Inventory's CloudEvent functions: stock for new products; stock reserved, released and sold for orders;
+stock held for group campaigns and given back when they end."""
 
 from __future__ import annotations
 
 from functions.inventory import flow
-from functions.inventory.flow import InitialStock, OrderStock, Reservation
+from functions.inventory.flow import CampaignEnd, CampaignHold, InitialStock, OrderStock, Reservation
 from functions.inventory.rules import requested_quantities
 from functions.inventory.store import SERVICE
 from fusion import logs
 from fusion.binding import Event
-from fusion.contracts import LabelCreated, OrderCancelled, OrderCreated, PaymentFailed, ProductCreated
+from fusion.contracts import (
+    CampaignClosed,
+    CampaignCreated,
+    CampaignExpired,
+    LabelCreated,
+    OrderCancelled,
+    OrderCreated,
+    PaymentFailed,
+    ProductCreated,
+)
 from fusion.declare import UnprocessableEvent, event_handler, payload_of
-from fusion.registry import ORDER_EVENTS, PAYMENT_EVENTS, PRODUCT_EVENTS, SHIPPING_EVENTS
+from fusion.registry import ORDER_EVENTS, PAYMENT_EVENTS, PRODUCT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
 from fusion.uow import UnitOfWork
 
 
@@ -29,7 +39,7 @@ def _reservation_of(order: OrderCreated) -> Reservation:
         raise UnprocessableEvent(str(exc)) from None
     if not wanted:
         raise UnprocessableEvent(f"order {order.order_id} has no items")
-    return Reservation(order_id=order.order_id, wanted=wanted)
+    return Reservation(order_id=order.order_id, wanted=wanted, campaign_id=order.campaign_id)
 
 
 @event_handler("reserve-stock", service=SERVICE, topics=["order.created"], delivery=ORDER_EVENTS)
@@ -63,3 +73,25 @@ def sell_reserved_stock(event: Event, uow: UnitOfWork) -> None:
     label = payload_of(event, LabelCreated)
     logs.bind(orderId=label.order_id)
     flow.sell_stock(OrderStock(label.order_id, f"shipped, tracking number {label.tracking_number}"), uow)
+
+
+@event_handler("hold-campaign-stock", service=SERVICE, topics=["group-commerce.campaign.created"],
+               delivery=RESERVATION_EVENTS)
+def hold_campaign_stock(event: Event, uow: UnitOfWork) -> None:
+    """Hold the stock of every seat of a new campaign, all or nothing."""
+    campaign = payload_of(event, CampaignCreated).campaign
+    flow.hold_campaign_stock(CampaignHold(campaign.id, campaign.sku, campaign.max_participants), uow)
+
+
+@event_handler("release-campaign-stock", service=SERVICE,
+               topics=["group-commerce.campaign.expired", "group-commerce.campaign.closed"],
+               delivery=RESERVATION_EVENTS)
+def release_campaign_stock(event: Event, uow: UnitOfWork) -> None:
+    """An ended campaign gives back the stock of the seats that will not become orders."""
+    if event.type.endswith(".expired"):
+        campaign = payload_of(event, CampaignExpired).campaign
+        seats_to_come = 0
+    else:
+        campaign = payload_of(event, CampaignClosed).campaign
+        seats_to_come = campaign.actual_participants - campaign.refunded_seats
+    flow.release_campaign_stock(CampaignEnd(campaign.id, campaign.max_participants, seats_to_come), uow)

@@ -3,6 +3,8 @@
 from functions.inventory.api import get_stock, list_stock, set_stock
 from functions.inventory.handlers import (
     add_stock_for_product,
+    hold_campaign_stock,
+    release_campaign_stock,
     release_stock_on_cancel,
     release_stock_on_payment_failure,
     reserve_stock,
@@ -21,7 +23,9 @@ __all__ = [
     "SERVICE",
     "add_stock_for_product",
     "get_stock",
+    "hold_campaign_stock",
     "list_stock",
+    "release_campaign_stock",
     "release_stock_on_cancel",
     "release_stock_on_payment_failure",
     "reserve_stock",

@@ -1,4 +1,5 @@
-"""Inventory's tables: stock per sku, and one reservation (with its lines) per order ever seen.
+"""Inventory's tables: stock per sku, and one reservation (with its lines) per order ever seen and per
+group campaign (`campaign:<id>`: the stock held for its seats, handed to its group orders one unit at a time).
 
 Every change that touches several stock rows locks them first with one `SELECT … ORDER BY sku FOR
 UPDATE` (`lock_stock`), so concurrent transactions always take their locks in the same order and
@@ -41,6 +42,10 @@ def add_stock_if_new(db: Sql, sku: str, quantity: int) -> None:
         "INSERT INTO inventory.stock (sku, on_hand) VALUES (:sku, :quantity) ON CONFLICT (sku) DO NOTHING",
         {"sku": sku, "quantity": quantity},
     )
+
+
+def known_skus(db: Sql, skus: list[str]) -> set[str]:
+    return set(db.execute("SELECT sku FROM inventory.stock WHERE sku = ANY(:skus)", {"skus": skus}).scalars())
 
 
 def find_stock(db: Sql, sku: str) -> StockRow | None:
@@ -173,3 +178,45 @@ def find_reservation_lines(db: Sql, order_id: str) -> list[StockLine]:
     return db.execute(
         "SELECT sku, quantity FROM inventory.reservation_items WHERE order_id = :id ORDER BY sku", {"id": order_id}
     ).all_as(StockLine)
+
+
+# campaigns
+
+
+def pass_campaign_units(db: Sql, holder: str, order_id: str, sku: str, quantity: int) -> bool:
+    """Hand `quantity` units of a campaign's held stock to one of its orders; False when it holds too few.
+
+    The units stay reserved in the stock row: only whose reservation they belong to changes.
+    """
+    passed = db.execute(
+        "UPDATE inventory.reservation_items AS i SET quantity = i.quantity - :quantity "
+        "FROM inventory.reservations AS r WHERE r.order_id = i.order_id AND r.status = 'reserved' "
+        "AND i.order_id = :holder AND i.sku = :sku AND i.quantity >= :quantity RETURNING 1",
+        {"holder": holder, "sku": sku, "quantity": quantity},
+    ).first()
+    if passed is None:
+        return False
+    record_reservation_lines(db, order_id, {sku: quantity})
+    return True
+
+
+def lock_campaign_line(db: Sql, holder: str) -> StockLine | None:
+    """A campaign's held line, locked, while the campaign still holds stock."""
+    return db.execute(
+        "SELECT i.sku, i.quantity FROM inventory.reservation_items AS i JOIN inventory.reservations AS r "
+        "ON r.order_id = i.order_id WHERE i.order_id = :holder AND r.status = 'reserved' FOR UPDATE OF i",
+        {"holder": holder},
+    ).first_as(StockLine)
+
+
+def give_back_campaign_units(db: Sql, holder: str, sku: str, quantity: int) -> None:
+    """`quantity` of the campaign's held units are no longer reserved."""
+    db.execute(
+        "UPDATE inventory.reservation_items SET quantity = quantity - :quantity "
+        "WHERE order_id = :holder AND sku = :sku",
+        {"holder": holder, "sku": sku, "quantity": quantity},
+    )
+    db.execute(
+        "UPDATE inventory.stock SET reserved = reserved - :quantity, updated_at = now() WHERE sku = :sku",
+        {"sku": sku, "quantity": quantity},
+    )

@@ -17,14 +17,30 @@ from datetime import datetime
 from pydantic import Field, field_validator
 
 from functions.orders import store
-from functions.orders.rules import OrderLine, OrderStatus, group_order_id, order_total, price_problem
+from functions.orders.rules import (
+    ListedPrice,
+    OrderLine,
+    OrderStatus,
+    group_order_id,
+    order_total,
+    price_problem,
+)
 from functions.orders.store import MovedOrder, Order
-from fusion import logs
+from fusion import catalog_lookup, logs, metrics
 from fusion.auth import customer_id_for, ensure_owner
 from fusion.config import settings
-from fusion.contracts import Contract, OrderCancelled, OrderConfirmed, OrderCreated, OrderFailed, OrderItem
+from fusion.contracts import (
+    Contract,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCreated,
+    OrderFailed,
+    OrderItem,
+    ProductCreated,
+    ProductUpdated,
+)
 from fusion.db import Sql
-from fusion.errors import Conflict, Invalid, NotFound, Refused
+from fusion.errors import Conflict, Invalid, NotFound, Refused, Unavailable
 from fusion.money import MoneyError, normalise_currency, to_decimal, to_minor
 from fusion.uow import UnitOfWork
 from fusion.web import Amount, Body, CurrencyCode, WholeNumber
@@ -147,13 +163,49 @@ def _priced_line(index: int, item: NewOrderItem, currency: str) -> OrderLine:
 
 
 def _check_catalog_prices(db: Sql, lines: tuple[OrderLine, ...], currency: str) -> None:
-    """Refused, naming the first line whose sku is unknown or whose price differs from the catalog's."""
-    listed = store.listed_prices(db, {line.sku for line in lines})
+    """Refused, naming the first line whose sku the catalog does not know or whose price is not the newest one.
+
+    The projection of the catalog's events may lag behind the catalog: a sku it has not heard of, or a price
+    that differs from the one it holds, is asked of the catalog first and the answer recorded (the newest price
+    time wins), so a product created or repriced a moment ago sells at once. A catalog that cannot answer is
+    Unavailable (503), never a refusal."""
+    skus = {line.sku for line in lines}
+    listed = store.listed_prices(db, skus)
+    doubtful = sorted({line.sku for line in lines if _worth_asking(line, currency, listed.get(line.sku))})
+    if doubtful:
+        for sku in doubtful:
+            _record_catalog_answer(db, sku)
+        listed = store.listed_prices(db, skus)
     for index, line in enumerate(lines):
         problem = price_problem(line, currency, listed.get(line.sku))
         if problem is not None:
             field = f"items[{index}].sku" if problem.code == "unknown_sku" else f"items[{index}].price"
             raise Refused(problem.message, code=problem.code, field=field)
+
+
+def _worth_asking(line: OrderLine, currency: str, listed: ListedPrice | None) -> bool:
+    """Whether the catalog may know better than the projection: an unknown sku, or another price."""
+    problem = price_problem(line, currency, listed)
+    return problem is not None and problem.code in ("unknown_sku", "price_mismatch")
+
+
+def _record_catalog_answer(db: Sql, sku: str) -> None:
+    product = catalog_lookup.product_by_sku(sku)
+    if product is None:
+        return
+    try:
+        store.record_price(db, announced_price(product))
+    except MoneyError as exc:
+        raise Unavailable(f"the catalog's price of sku {sku!r} cannot be read: {exc}",
+                          code="catalog_unavailable") from None
+
+
+def announced_price(product: ProductCreated | ProductUpdated) -> store.CatalogPrice:
+    """The price a product.created, a product.updated or a catalog lookup announces, at the time it was set;
+    MoneyError when the currency cannot express it."""
+    return store.CatalogPrice(sku=product.sku, product_id=product.id, name=product.name,
+                              price_minor=to_minor(product.price, product.currency),
+                              currency=product.currency.upper(), at=product.price_set_at)
 
 
 def place_priced(placement: Placement, uow: UnitOfWork) -> Order:
@@ -194,7 +246,7 @@ def place_group_orders(seats: GroupSeats, uow: UnitOfWork) -> None:
 
 
 def record_price(price: store.CatalogPrice, uow: UnitOfWork) -> None:
-    """Keep the catalog's price of a sku, against which new orders are checked."""
+    """Keep the catalog's price of a sku, against which new orders are checked; an older one changes nothing."""
     store.record_price(uow, price)
 
 
@@ -204,6 +256,9 @@ def record_price(price: store.CatalogPrice, uow: UnitOfWork) -> None:
 def move(command: Move, uow: UnitOfWork) -> MovedOrder | None:
     """Move the order and publish what its new status announces; None when the order did not move."""
     moved = store.move_order(uow, command.order_id, command.target, command.reason, command.only_from)
+    if moved is not None:
+        metrics.observe_status_change(moved.previous_status, moved.status,
+                                      (moved.status_changed_at - moved.previous_changed_at).total_seconds())
     if moved is not None and command.target in _ANNOUNCED:
         topic, announcement = _ANNOUNCED[command.target]
         uow.publish(topic, subject=str(moved.id), payload=announcement(moved, command.reason))

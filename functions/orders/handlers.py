@@ -5,12 +5,12 @@ the order has gone past is kept in its history, at the event's time, flagged lat
 an event for an unknown order, changes nothing and is acknowledged; a payload that can never be
 processed is refused (dead-lettered at once).
 
-Group orders: when a campaign tips (group-commerce.campaign.successful) each listed participant gets
-an order; a user who joins a campaign that is already successful (group-commerce.campaign.joined
-carrying a successful campaign) gets one at once. The tipping join is announced by both events, and
-events are delivered at least once, so the order id is derived from the campaign and the user and the
-order is only inserted when absent: each seat yields exactly one order, whichever event arrives first
-and however often. A group order carries its campaign id and then runs the normal saga.
+Group orders: every seat of a campaign that formed is charged by payments (its card authorization
+captured), and each charged seat (payment.seat.captured) becomes one order at the group price. Events
+are delivered at least once, so the order id is derived from the campaign and the user and the order
+is only inserted when absent: each seat yields exactly one order, however often its event arrives. A
+group order carries its campaign id and runs the normal saga: its stock comes from the campaign's
+hold, and payments pays it with the seat's charge (no second charge), so it goes on to shipping.
 """
 
 from __future__ import annotations
@@ -27,25 +27,24 @@ from fusion import logs
 from fusion.binding import Event
 from fusion.config import settings
 from fusion.contracts import (
-    Campaign,
-    CampaignJoined,
-    CampaignSuccessful,
     InventoryInsufficient,
     InventoryReserved,
     LabelCreated,
     PaymentFailed,
     PaymentSucceeded,
     ProductCreated,
+    ProductUpdated,
+    SeatPayment,
     ShipmentDelivered,
 )
 from fusion.declare import UnprocessableEvent, event_handler, payload_of, scheduled
 from fusion.money import MoneyError, to_minor
 from fusion.registry import ORDER_EVENTS, PAYMENT_EVENTS, PRODUCT_EVENTS, RESERVATION_EVENTS, SHIPPING_EVENTS
+from fusion.topics import topic
 from fusion.uow import UnitOfWork, reading, unit_of_work
 from fusion.web import utc_now
 
 SERVICE = "orders"
-SUCCESSFUL = "successful"
 BATCH_SIZE = 200
 log = logging.getLogger(__name__)
 
@@ -135,41 +134,40 @@ def mark_order_delivered(event: Event, uow: UnitOfWork) -> None:
 # the catalog's prices, so client prices are never trusted blindly
 
 
-@event_handler("record-product-price", service=SERVICE, topics=["product.created"], delivery=PRODUCT_EVENTS)
+@event_handler("record-product-price", service=SERVICE, topics=["product.created", "product.updated"],
+               delivery=PRODUCT_EVENTS)
 def record_product_price(event: Event, uow: UnitOfWork) -> None:
-    """Keep the sku's price and currency for checking the prices of new orders."""
-    product = payload_of(event, ProductCreated)
-    price_minor = _minor_units(product.price, product.currency, f"product {product.sku} has an invalid price")
-    flow.record_price(store.CatalogPrice(sku=product.sku, product_id=product.id, name=product.name,
-                                         price_minor=price_minor, currency=product.currency.upper(),
-                                         at=product.created_at), uow)
+    """Keep the sku's newest price and currency for checking the prices of new orders: a late or redelivered
+    announcement of an older price changes nothing."""
+    product: ProductCreated | ProductUpdated
+    if event.type == topic("product.updated").type:
+        product = payload_of(event, ProductUpdated)
+    else:
+        product = payload_of(event, ProductCreated)
+    try:
+        price = flow.announced_price(product)
+    except MoneyError as exc:
+        raise UnprocessableEvent(f"product {product.sku} has an invalid price: {exc}") from None
+    flow.record_price(price, uow)
 
 
-# group orders: every seat of a successful campaign becomes one order at the campaign's group price
+# group orders: every charged seat of a campaign that formed becomes one order at the group price
 
 
-def _seats(campaign: Campaign, user_ids: list[str]) -> GroupSeats:
+def _seat_order(seat: SeatPayment) -> GroupSeats:
+    campaign = seat.campaign
+    if campaign is None:
+        raise UnprocessableEvent(f"seat payment {seat.payment_id} does not say which campaign it paid for")
     price_minor = _minor_units(campaign.group_price, campaign.currency,
                                f"campaign {campaign.id} has an invalid group price")
     line = OrderLine(sku=campaign.sku, quantity=1, price_minor=price_minor)
-    return GroupSeats(campaign.id, line, campaign.currency, tuple(user_ids))
+    return GroupSeats(campaign.id, line, campaign.currency, (seat.user_id,))
 
 
-@event_handler("create-group-orders", service=SERVICE, topics=["group-commerce.campaign.successful"],
-               delivery=ORDER_EVENTS)
-def create_group_orders(event: Event, uow: UnitOfWork) -> None:
-    """A campaign tipped: an order at the group price for every participant."""
-    tipped = payload_of(event, CampaignSuccessful)
-    flow.place_group_orders(_seats(tipped.campaign, tipped.participants), uow)
-
-
-@event_handler("create-late-joiner-order", service=SERVICE, topics=["group-commerce.campaign.joined"],
-               delivery=ORDER_EVENTS)
-def create_late_joiner_order(event: Event, uow: UnitOfWork) -> None:
-    """Someone joined a campaign that is already successful: their order at once."""
-    joined = payload_of(event, CampaignJoined)
-    if joined.campaign.status == SUCCESSFUL:
-        flow.place_group_orders(_seats(joined.campaign, [joined.user_id]), uow)
+@event_handler("create-group-order", service=SERVICE, topics=["payment.seat.captured"], delivery=ORDER_EVENTS)
+def create_group_order(event: Event, uow: UnitOfWork) -> None:
+    """A seat of a campaign that formed was charged: its order at the group price, paid by that charge."""
+    flow.place_group_orders(_seat_order(payload_of(event, SeatPayment)), uow)
 
 
 # confirmed orders not paid within the hold time are cancelled, so their stock is released

@@ -3,8 +3,7 @@
 from functions.orders.api import cancel_order, create_order, get_order, list_orders
 from functions.orders.handlers import (
     confirm_order,
-    create_group_orders,
-    create_late_joiner_order,
+    create_group_order,
     expire_unpaid_orders,
     fail_order_out_of_stock,
     fail_order_payment,
@@ -26,8 +25,7 @@ __all__ = [
     "SERVICE",
     "cancel_order",
     "confirm_order",
-    "create_group_orders",
-    "create_late_joiner_order",
+    "create_group_order",
     "create_order",
     "expire_unpaid_orders",
     "fail_order_out_of_stock",

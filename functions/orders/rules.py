@@ -93,7 +93,7 @@ def order_total(lines: Sequence[OrderLine]) -> int:
 
 @dataclass(frozen=True)
 class ListedPrice:
-    """What the catalog asks for a sku, as last heard from product.created."""
+    """What the catalog asks for a sku, as last heard from it (product.created, product.updated or a lookup)."""
 
     sku: str
     price_minor: int

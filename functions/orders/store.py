@@ -38,9 +38,10 @@ class OrderRow:
 
 @dataclass(frozen=True)
 class MovedOrder(OrderRow):
-    """An order row just after it moved, with the status it left."""
+    """An order row just after it moved, with the status it left and since when it had been in it."""
 
     previous_status: str
+    previous_changed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class _Placed(NamedTuple):
 
 @dataclass(frozen=True)
 class CatalogPrice:
-    """A product's price as product.created announced it at `at`."""
+    """A product's price as the catalog announced it (an event or a lookup), set at `at`."""
 
     sku: str
     product_id: str
@@ -161,12 +162,12 @@ def move_order(
         sources = sources & frozenset(only_from)
     moved = db.execute(
         f"""
-        WITH found AS (SELECT id, status FROM orders.orders WHERE id = :id FOR UPDATE)
+        WITH found AS (SELECT id, status, status_changed_at FROM orders.orders WHERE id = :id FOR UPDATE)
         UPDATE orders.orders AS o
         SET status = :target, status_reason = :reason, status_changed_at = now()
         FROM found
         WHERE o.id = found.id AND found.status = ANY(CAST(:sources AS text[]))
-        RETURNING found.status AS previous_status, {_MOVED_COLUMNS}
+        RETURNING found.status AS previous_status, found.status_changed_at AS previous_changed_at, {_MOVED_COLUMNS}
         """,
         {"id": order_id, "target": target.value, "reason": reason, "sources": sorted(sources)},
     ).first_as(MovedOrder)

@@ -1,12 +1,13 @@
 """The payments HTTP API: start (or fetch) an order's payment, list and read payments, refund one,
-and Stripe's webhook.
+fetch a campaign seat's payment (the card authorization), and Stripe's webhook.
 
 The webhook is verified with Stripe's own signature scheme: a missing or wrong `Stripe-Signature`
-answers 400 and changes nothing. Handled events: payment_intent.succeeded (payment.succeeded),
-payment_intent.payment_failed (payment.failed, with Stripe's reason) and charge.refunded
-(payment.refunded, full refunds). Other events are acknowledged and ignored. Stripe event ids are
-recorded in the same transaction as their effect, so a redelivered event changes nothing; a stale
-one cannot move a payment backwards.
+answers 400 and changes nothing. Handled events: payment_intent.succeeded (payment.succeeded, or a
+seat's capture), payment_intent.amount_capturable_updated (a seat's card authorized:
+payment.seat.authorized), payment_intent.payment_failed (payment.failed or payment.seat.declined,
+with Stripe's reason) and charge.refunded (payment.refunded, full refunds). Other events are
+acknowledged and ignored. Stripe event ids are recorded in the same transaction as their effect, so
+a redelivered event changes nothing; a stale one cannot move a payment backwards.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import flask
 from pydantic import Field
 
 from functions.payments import flow, gateway, store
-from functions.payments.flow import PaymentRequest, RefundRequest, StripeEvent
-from functions.payments.rules import STATUSES, outcome_of
-from functions.payments.store import SERVICE, Payment
-from fusion.auth import SIGNED, customer_or_staff, ensure_owner, staff, visible_customer
+from functions.payments.flow import PaymentRequest, RefundRequest, SeatPaymentRequest, StripeEvent
+from functions.payments.rules import SEAT_STATUSES, STATUSES, outcome_of
+from functions.payments.store import SERVICE, Payment, SeatPaymentRow
+from fusion.auth import CUSTOMER, SIGNED, customer_or_staff, ensure_owner, staff, visible_customer
 from fusion.declare import command, query
 from fusion.errors import NotFound
 from fusion.listing import page_of
@@ -129,6 +130,59 @@ def refund_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWo
     """Refund a succeeded payment in full through Stripe and publish payment.refunded."""
     refunded = flow.refund_on_request(RefundRequest(path_uuid(params, "id", "payment")), uow)
     return answer(payment_view(refunded))
+
+
+class SeatPaymentView(View):
+    """A campaign seat's payment: a card authorization of the group price, captured only if the group forms."""
+
+    id: uuid.UUID
+    campaign_id: str
+    customer_id: str
+    amount: Number
+    currency: str
+    status: Annotated[str, one_of(SEAT_STATUSES)]
+    provider_payment_id: str | None
+    failure_code: str | None
+    failure_reason: str | None
+    created_at: Instant
+    updated_at: Instant
+
+
+class SeatPaymentStartView(SeatPaymentView):
+    """A seat's payment with the PaymentIntent's client secret, which the storefront confirms the card with."""
+
+    client_secret: str | None
+
+
+def _seat_fields(seat: SeatPaymentRow) -> dict[str, object]:
+    return {
+        "id": seat.id, "campaign_id": seat.campaign_id, "customer_id": seat.customer_id,
+        "amount": to_decimal(seat.amount_minor, seat.currency), "currency": seat.currency, "status": seat.status,
+        "provider_payment_id": seat.provider_payment_id, "failure_code": seat.failure_code,
+        "failure_reason": seat.failure_reason, "created_at": seat.created_at, "updated_at": seat.updated_at,
+    }
+
+
+@command("pay-for-seat", service=SERVICE, routes=["POST /seat-payments"], auth=CUSTOMER, body=SeatPaymentRequest,
+         answers=SeatPaymentStartView)
+def pay_for_seat(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
+    """The signed-in customer's seat payment for a campaign it joined, with the client secret to confirm it."""
+    seat = flow.pay_for_seat(parse_body(request, SeatPaymentRequest), uow)
+    return answer(SeatPaymentStartView.model_validate({**_seat_fields(seat), "client_secret": seat.client_secret}))
+
+
+@query("list-seat-payments", service=SERVICE, routes=["GET /seat-payments"],
+       auth=customer_or_staff("payments:refund"),
+       params=[text_param("campaignId", 64), choice_param("status", SEAT_STATUSES), "limit", "offset"],
+       answers=list[SeatPaymentView])
+def list_seat_payments(request: flask.Request, params: dict[str, str]) -> flask.Response:
+    """List seat payments, oldest first: campaignId, status, limit, offset (a customer sees its own)."""
+    campaign_id = query_text(request, "campaignId", 64)
+    status = query_choice(request, "status", SEAT_STATUSES)
+    with reading(SERVICE) as db:
+        seats = store.find_seat_payments(db, page_of(request), campaign_id=campaign_id, status=status,
+                                         customer_id=visible_customer())
+    return answer([SeatPaymentView.model_validate(_seat_fields(seat)) for seat in seats])
 
 
 def _stripe_event(request: flask.Request) -> StripeEvent:

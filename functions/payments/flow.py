@@ -25,17 +25,26 @@ from functions.payments.rules import (
     FAILED,
     PENDING,
     REFUNDED,
+    SEAT_AUTHORIZED,
+    SEAT_CAPTURE_FAILED,
+    SEAT_CAPTURED,
+    SEAT_DECLINED,
+    SEAT_PENDING,
+    SEAT_REFUNDED,
+    SEAT_RELEASED,
     SUCCEEDED,
     StripeOutcome,
     auto_confirm_card,
     intent_outcome,
     why_not_payable,
 )
-from functions.payments.store import DuePayment, Order, Payment
-from fusion.auth import ensure_owner
+from functions.payments.store import DuePayment, Order, Payment, SeatPaymentRow
+from fusion.auth import customer_id_for, ensure_owner
+from fusion.contracts import Campaign
 from fusion.errors import Conflict, NotFound, ProviderRefused, Unavailable
+from fusion.money import to_minor
 from fusion.uow import UnitOfWork
-from fusion.web import Body
+from fusion.web import Body, utc_now
 
 log = logging.getLogger("functions.payments")
 ALREADY_REFUNDED = "charge_already_refunded"
@@ -46,6 +55,30 @@ CHECK_SOON_SECONDS = 5.0
 
 class PaymentRequest(Body):
     order_id: str = Field(alias="orderId", min_length=1, max_length=200)
+
+
+class SeatPaymentRequest(Body):
+    campaign_id: str = Field(min_length=1, max_length=64)
+    # Taken from the token when omitted; a customer may name only itself.
+    customer_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+@dataclass(frozen=True)
+class SeatHold:
+    """A seat held for a customer: its card is to be asked for an authorization of the group price."""
+
+    campaign: Campaign
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class SeatDecision:
+    """What group buying decided for a seat: `capture` it (the group formed) or `release` it."""
+
+    campaign_id: str
+    customer_id: str
+    decision: Literal["capture", "release"]
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +94,7 @@ class OrderDetails:
     customer_id: str
     total_minor: int
     currency: str
+    campaign_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +183,7 @@ def take_stripe_event(event: StripeEvent, uow: UnitOfWork) -> StripeEventReceipt
 def record_order_details(details: OrderDetails, uow: UnitOfWork) -> None:
     """Remember an order's total, currency and customer; start its payment if its stock was reserved first."""
     order = store.record_order_details(uow, details.order_id, details.customer_id, details.total_minor,
-                                       details.currency)
+                                       details.currency, details.campaign_id)
     _start_if_payable(uow, order)
 
 
@@ -161,10 +195,13 @@ def record_reservation(reserved: OrderReserved, uow: UnitOfWork) -> None:
 
 def close_order(closed: OrderClosed, uow: UnitOfWork) -> None:
     """The order will not be fulfilled: it stops being payable, and money already taken goes back."""
-    store.record_closing(uow, closed.order_id, closed.closed_as)
+    order = store.record_closing(uow, closed.order_id, closed.closed_as)
     payment = store.lock_payment_of_order(uow, closed.order_id)
     if payment is not None and payment.status == SUCCEEDED:
         _refund(uow, payment, f"order_{closed.closed_as}")
+    elif order.campaign_id is not None and order.customer_id is not None:
+        # A group order that failed before its payment was linked: its seat was charged all the same.
+        _refund_seat_of(uow, order.campaign_id, order.customer_id, f"order_{closed.closed_as}")
 
 
 def look_up_in_stripe(payment: DuePayment) -> PaymentCheck:
@@ -196,6 +233,8 @@ def _start_payment(uow: UnitOfWork, order: Order) -> tuple[Payment, bool]:
         if existing is None:
             raise LookupError(f"order {order.order_id} has a payment that cannot be read")
         return existing, False
+    if order.campaign_id is not None:
+        return _paid_by_seat(uow, claimed, order.campaign_id), True
     if claimed.amount_minor == 0:  # nothing is given away without a rule that says so
         return _fail(uow, claimed, "zero_amount", "an order that costs nothing is not paid"), True
     card = auto_confirm_card(order.customer_id) if gateway.auto_confirm_enabled() else None
@@ -254,6 +293,8 @@ def _mark_refunded(uow: UnitOfWork, payment: Payment, reason: str, refund_id: st
     if refunded is None:
         return payment
     store.publish_refunded(uow, refunded, reason)
+    if payment.provider_payment_id and (seat := store.lock_seat_payment_of_intent(uow, payment.provider_payment_id)):
+        _seat_refunded(uow, seat, reason, refund_id)  # a group order's payment is its seat's charge
     return refunded
 
 
@@ -265,8 +306,11 @@ def _apply_outcome(uow: UnitOfWork, outcome: StripeOutcome) -> bool:
     """
     order_id = outcome.order_id or store.order_id_of(uow, intent_id=outcome.intent_id)
     order = store.lock_order(uow, order_id) if order_id else None
+    if (seat := store.lock_seat_payment_of_intent(uow, outcome.intent_id)) is not None:
+        _apply_seat_outcome(uow, seat, outcome)
+        return True
     payment = store.lock_payment_of_intent(uow, outcome.intent_id)
-    if payment is None:
+    if payment is None or outcome.kind == "authorized":  # order payments are captured automatically
         return False
     if order is None or order.order_id != payment.order_id:
         order = store.lock_order(uow, payment.order_id)
@@ -287,3 +331,159 @@ def _apply_success(uow: UnitOfWork, payment: Payment, order: Order | None) -> No
         log.warning("payment %s succeeded for order %s that no longer takes it: refunding", payment.id,
                     payment.order_id)
         _refund(uow, payment, "late_payment")
+
+
+# Seats of group campaigns: authorized at join, captured when the group forms, released otherwise.
+
+
+def authorize_seat(hold: SeatHold, uow: UnitOfWork) -> SeatPaymentRow | None:
+    """Ask the card for an authorization of the group price; None when the seat's payment is under way already."""
+    if hold.campaign.expires_at <= utc_now():
+        log.info("seat of %s in campaign %s held past the deadline: not authorized", hold.customer_id,
+                 hold.campaign.id)
+        return None
+    amount_minor = to_minor(hold.campaign.group_price, hold.campaign.currency)
+    seat = store.claim_seat_payment(uow, hold.campaign, hold.customer_id, amount_minor)
+    if seat is None:
+        return None
+    card = auto_confirm_card(hold.customer_id) if gateway.auto_confirm_enabled() else None
+    try:
+        intent = gateway.create_seat_intent(str(seat.id), seat.attempt, seat.campaign_id, seat.customer_id,
+                                            seat.amount_minor, seat.currency, card)
+    except gateway.PaymentRefused as exc:
+        return _decline_seat(uow, seat, exc.code or "invalid_request", str(exc))
+    seat = store.attach_seat_intent(uow, seat.id, intent.id, intent.client_secret)
+    if card is None:
+        return seat
+    try:
+        confirmed = gateway.confirm_intent(intent.id)
+    except gateway.PaymentDeclined as exc:
+        return _decline_seat(uow, seat, exc.code, exc.reason)
+    return _seat_authorized(uow, seat) if confirmed.status == "requires_capture" else seat
+
+
+def pay_for_seat(request: SeatPaymentRequest, uow: UnitOfWork) -> SeatPaymentRow:
+    """The caller's seat payment for a campaign, with the client secret the card is confirmed with."""
+    customer_id = customer_id_for(request.customer_id, "customerId")
+    seat = store.find_seat_payment(uow, request.campaign_id, customer_id)
+    if seat is None:
+        raise Conflict(f"no seat of {customer_id} in campaign {request.campaign_id} is waiting for payment: join "
+                       "the campaign first (its payment is ready a moment after joining)", code="seat_not_held")
+    return seat
+
+
+def decide_seat(decision: SeatDecision, uow: UnitOfWork) -> None:
+    """Capture a seat of a group that formed, or release a seat that will not be paid."""
+    seat = store.lock_seat_payment(uow, decision.campaign_id, decision.customer_id)
+    if seat is None:
+        log.info("no payment for the seat of %s in campaign %s: nothing to %s", decision.customer_id,
+                 decision.campaign_id, decision.decision)
+        return
+    if decision.decision == "capture":
+        _capture_seat(uow, seat)
+    else:
+        _release_seat(uow, seat, decision.reason)
+
+
+def _capture_seat(uow: UnitOfWork, seat: SeatPaymentRow) -> None:
+    """Charge an authorized seat once; a capture Stripe refuses fails only this seat."""
+    if seat.status != SEAT_AUTHORIZED or not seat.provider_payment_id:
+        log.info("seat payment %s is %s: not captured again", seat.id, seat.status)
+        return
+    try:
+        gateway.capture_intent(seat.provider_payment_id, str(seat.id))
+    except gateway.PaymentRefused as exc:
+        # A capture that reached Stripe before a crash is refused the second time: look before failing it.
+        if _intent_status(seat.provider_payment_id) == "succeeded":
+            _seat_captured(uow, seat)
+            return
+        failed = store.move_seat_payment(uow, seat.id, SEAT_CAPTURE_FAILED, failure_code=exc.code or "capture_refused",
+                                         failure_reason=str(exc))
+        if failed is not None:
+            store.publish_seat_failed(uow, "payment.seat.capture-failed", failed)
+        return
+    _seat_captured(uow, seat)
+
+
+def _intent_status(intent_id: str) -> str | None:
+    """The intent's status at Stripe; None when Stripe does not know it."""
+    try:
+        return gateway.retrieve_intent(intent_id).status
+    except gateway.PaymentRefused:
+        return None
+
+
+def _release_seat(uow: UnitOfWork, seat: SeatPaymentRow, reason: str) -> None:
+    """Cancel the seat's authorization (or its intent not yet paid): nothing is charged."""
+    if seat.status not in (SEAT_PENDING, SEAT_AUTHORIZED):
+        return
+    if seat.provider_payment_id:
+        try:
+            gateway.cancel_intent(seat.provider_payment_id)
+        except gateway.PaymentRefused as exc:
+            log.warning("seat payment %s: Stripe refused the cancellation (%s); looking at the intent", seat.id, exc)
+            if _intent_status(seat.provider_payment_id) == "succeeded":
+                raise ProviderRefused(f"seat payment {seat.id} was charged and cannot be released",
+                                      code="seat_charged") from exc
+    store.move_seat_payment(uow, seat.id, SEAT_RELEASED, failure_reason=reason or None)
+
+
+def _seat_authorized(uow: UnitOfWork, seat: SeatPaymentRow) -> SeatPaymentRow:
+    moved = store.move_seat_payment(uow, seat.id, SEAT_AUTHORIZED)
+    if moved is None:
+        return seat
+    store.publish_seat_moved(uow, "payment.seat.authorized", moved)
+    return moved
+
+
+def _seat_captured(uow: UnitOfWork, seat: SeatPaymentRow) -> None:
+    moved = store.move_seat_payment(uow, seat.id, SEAT_CAPTURED)
+    if moved is not None:
+        store.publish_seat_moved(uow, "payment.seat.captured", moved)
+
+
+def _decline_seat(uow: UnitOfWork, seat: SeatPaymentRow, code: str | None, reason: str) -> SeatPaymentRow:
+    moved = store.move_seat_payment(uow, seat.id, SEAT_DECLINED, failure_code=code, failure_reason=reason)
+    if moved is None:
+        return seat
+    store.publish_seat_failed(uow, "payment.seat.declined", moved)
+    return moved
+
+
+def _apply_seat_outcome(uow: UnitOfWork, seat: SeatPaymentRow, outcome: StripeOutcome) -> None:
+    """What Stripe reports about a seat's intent: authorized, declined, or captured (succeeded)."""
+    if outcome.kind == "authorized":
+        _seat_authorized(uow, seat)
+    elif outcome.kind == "failed" and seat.status == SEAT_PENDING:
+        _decline_seat(uow, seat, outcome.failure_code, outcome.reason or "the card was declined")
+    elif outcome.kind == "succeeded" and seat.status == SEAT_AUTHORIZED:
+        _seat_captured(uow, seat)
+
+
+def _paid_by_seat(uow: UnitOfWork, payment: Payment, campaign_id: str) -> Payment:
+    """A group order is paid by its seat's captured authorization: no second charge."""
+    seat = store.lock_seat_payment(uow, campaign_id, payment.customer_id or "")
+    if seat is None or seat.status != SEAT_CAPTURED or not seat.provider_payment_id:
+        return _fail(uow, payment, "seat_not_paid", f"no charged seat in campaign {campaign_id} pays for this order")
+    linked = store.attach_intent(uow, payment.id, seat.provider_payment_id, None, CHECK_SOON_SECONDS)
+    return _succeed(uow, linked)
+
+
+def _refund_seat_of(uow: UnitOfWork, campaign_id: str, customer_id: str, reason: str) -> None:
+    seat = store.lock_seat_payment(uow, campaign_id, customer_id)
+    if seat is None or seat.status != SEAT_CAPTURED or not seat.provider_payment_id:
+        return
+    refund_id = None
+    try:
+        refund_id = gateway.refund_intent(seat.provider_payment_id, seat.amount_minor, str(seat.id), "")
+    except gateway.PaymentRefused as exc:
+        if exc.code != ALREADY_REFUNDED:
+            raise ProviderRefused(f"Stripe refused the refund: {exc}", code="refund_refused") from exc
+    log.warning("seat payment %s refunded: its group order is %s", seat.id, reason)
+    _seat_refunded(uow, seat, reason, refund_id)
+
+
+def _seat_refunded(uow: UnitOfWork, seat: SeatPaymentRow, reason: str, refund_id: str | None) -> None:
+    refunded = store.move_seat_payment(uow, seat.id, SEAT_REFUNDED, refund_id=refund_id, failure_reason=reason)
+    if refunded is not None:
+        store.publish_seat_moved(uow, "payment.seat.refunded", refunded)

@@ -18,7 +18,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from functions.payments.rules import intent_idempotency_key, refund_idempotency_key
+from functions.payments.rules import (
+    capture_idempotency_key,
+    intent_idempotency_key,
+    refund_idempotency_key,
+    seat_intent_idempotency_key,
+)
 from fusion.config import settings
 from fusion.errors import Invalid
 
@@ -63,6 +68,7 @@ class Intent:
     status: str
     last_error: Any
     order_id: str | None
+    amount_received: int = 0
 
 
 def stripe_client() -> stripe.StripeClient:
@@ -125,6 +131,7 @@ def _intent(obj: Any) -> Intent:
     return Intent(
         id=data["id"], client_secret=data.get("client_secret"), status=data.get("status") or "",
         last_error=data.get("last_payment_error"), order_id=metadata.get("orderId"),
+        amount_received=int(data.get("amount_received") or 0),
     )
 
 
@@ -144,6 +151,40 @@ def create_intent(order_id: str, amount_minor: int, currency: str, payment_metho
             options={"idempotency_key": intent_idempotency_key(order_id)},
         )
     return _intent(created)
+
+
+def create_seat_intent(seat_payment_id: str, attempt: int, campaign_id: str, customer_id: str, amount_minor: int,
+                       currency: str, payment_method: str | None) -> Intent:
+    """An authorization for a campaign seat: the card is only held (manual capture) until the group forms."""
+    params: dict[str, Any] = {
+        "amount": amount_minor,
+        "currency": currency.lower(),
+        "payment_method_types": ["card"],
+        "capture_method": "manual",
+        "metadata": {"campaignId": campaign_id, "customerId": customer_id, "seatPaymentId": seat_payment_id},
+    }
+    if payment_method:
+        params["payment_method"] = payment_method
+    with _translated_errors():
+        created = stripe_client().v1.payment_intents.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": seat_intent_idempotency_key(seat_payment_id, attempt)},
+        )
+    return _intent(created)
+
+
+def capture_intent(intent_id: str, seat_payment_id: str) -> Intent:
+    """Charge what an authorization holds; PaymentRefused when it can no longer be captured."""
+    with _translated_errors():
+        return _intent(stripe_client().v1.payment_intents.capture(
+            intent_id, options={"idempotency_key": capture_idempotency_key(seat_payment_id)},
+        ))
+
+
+def cancel_intent(intent_id: str) -> Intent:
+    """Release an authorization (or an intent never paid): nothing is charged."""
+    with _translated_errors():
+        return _intent(stripe_client().v1.payment_intents.cancel(intent_id))
 
 
 def confirm_intent(intent_id: str) -> Intent:

@@ -16,6 +16,11 @@ checker thread in each payments process that handled a payment event or tick run
 every second; while the database is down it keeps trying, and settles within a second of its return.
 Settling is idempotent (statuses only move forward, under the order's lock), so a check racing the
 webhook, or two replicas, change nothing twice.
+
+Seats of group campaigns: group-commerce.seat.held asks the card for an authorization (manual
+capture) of the group price; group-commerce.seat.confirmed captures it (the group formed),
+group-commerce.seat.released cancels it (nothing is charged). A group order is paid by its seat's
+captured authorization: no second charge.
 """
 
 from __future__ import annotations
@@ -27,10 +32,19 @@ import time
 from collections.abc import Iterable
 
 from functions.payments import flow, gateway, store
-from functions.payments.flow import OrderClosed, OrderDetails, OrderReserved, PaymentCheck
+from functions.payments.flow import OrderClosed, OrderDetails, OrderReserved, PaymentCheck, SeatDecision, SeatHold
 from functions.payments.store import SERVICE, DuePayment
 from fusion.binding import Event
-from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderExpired, OrderFailed
+from fusion.contracts import (
+    InventoryReserved,
+    OrderCancelled,
+    OrderCreated,
+    OrderExpired,
+    OrderFailed,
+    SeatConfirmed,
+    SeatHeld,
+    SeatReleased,
+)
 from fusion.declare import UnprocessableEvent, event_handler, payload_of, scheduled
 from fusion.money import MoneyError, normalise_currency, to_minor
 from fusion.registry import PAYMENT_EVENTS
@@ -57,7 +71,7 @@ def _order_details(order: OrderCreated) -> OrderDetails:
         total_minor = to_minor(order.total, currency)
     except MoneyError as exc:
         raise UnprocessableEvent(f"order {order.order_id}: total {order.total} {order.currency}: {exc}") from None
-    return OrderDetails(order.order_id, order.customer_id, total_minor, currency)
+    return OrderDetails(order.order_id, order.customer_id, total_minor, currency, order.campaign_id)
 
 
 @event_handler("record-order-for-payment", service=SERVICE, topics=["order.created"], delivery=PAYMENT_EVENTS)
@@ -82,6 +96,25 @@ def close_order_payment(event: Event, uow: UnitOfWork) -> None:
     contract, closed_as = CLOSING_EVENTS[event.type]
     closing = payload_of(event, contract)
     flow.close_order(OrderClosed(closing.order_id, closed_as), uow)
+
+
+@event_handler("authorize-seat", service=SERVICE, topics=["group-commerce.seat.held"], delivery=PAYMENT_EVENTS)
+def authorize_seat(event: Event, uow: UnitOfWork) -> None:
+    """Ask the card of a held seat for an authorization of the group price (captured only if the group forms)."""
+    held = payload_of(event, SeatHeld)
+    flow.authorize_seat(SeatHold(held.campaign, held.user_id), uow)
+
+
+@event_handler("settle-seat", service=SERVICE, topics=["group-commerce.seat.confirmed", "group-commerce.seat.released"],
+               delivery=PAYMENT_EVENTS)
+def settle_seat(event: Event, uow: UnitOfWork) -> None:
+    """Capture a seat of a group that formed; cancel the authorization of a seat that will not be paid."""
+    if event.type == topic("group-commerce.seat.confirmed").type:
+        confirmed = payload_of(event, SeatConfirmed)
+        flow.decide_seat(SeatDecision(confirmed.campaign.id, confirmed.user_id, "capture"), uow)
+        return
+    released = payload_of(event, SeatReleased)
+    flow.decide_seat(SeatDecision(released.campaign_id, released.user_id, "release", released.reason), uow)
 
 
 def reconcile_after_seconds() -> int:

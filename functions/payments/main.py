@@ -8,13 +8,24 @@ customer id:
 - `unpaid-…`: no card, the intent waits for the customer as with real Stripe (the order's unpaid hold
   expires);
 - anything else: `pm_card_visa`, which succeeds (payment.succeeded when Stripe's webhook arrives).
+A campaign seat's authorization is confirmed the same way, with the joiner's customer id.
 """
 
-from functions.payments.api import create_payment, get_payment, list_payments, refund_payment, stripe_webhook
+from functions.payments.api import (
+    create_payment,
+    get_payment,
+    list_payments,
+    list_seat_payments,
+    pay_for_seat,
+    refund_payment,
+    stripe_webhook,
+)
 from functions.payments.handlers import (
+    authorize_seat,
     close_order_payment,
     reconcile_payments,
     record_order_for_payment,
+    settle_seat,
     start_payment,
 )
 from fusion.declare import boot, service_dispatcher
@@ -28,14 +39,18 @@ serve = service_dispatcher(SERVICE.name)
 
 __all__ = [
     "SERVICE",
+    "authorize_seat",
     "close_order_payment",
     "create_payment",
     "get_payment",
     "list_payments",
+    "list_seat_payments",
+    "pay_for_seat",
     "reconcile_payments",
     "record_order_for_payment",
     "refund_payment",
     "serve",
+    "settle_seat",
     "start_payment",
     "stripe_webhook",
 ]

@@ -21,6 +21,32 @@ _NEXT: dict[str, frozenset[str]] = {
     REFUNDED: frozenset(),
 }
 
+# A seat of a group campaign is paid by a card authorization (manual capture): held on the card at
+# join, captured when the group forms, cancelled (released) when it does not.
+SEAT_PENDING = "pending"
+SEAT_AUTHORIZED = "authorized"
+SEAT_DECLINED = "declined"
+SEAT_CAPTURED = "captured"
+SEAT_CAPTURE_FAILED = "capture_failed"
+SEAT_RELEASED = "released"
+SEAT_REFUNDED = "refunded"
+SEAT_STATUSES = (SEAT_PENDING, SEAT_AUTHORIZED, SEAT_DECLINED, SEAT_CAPTURED, SEAT_CAPTURE_FAILED, SEAT_RELEASED,
+                 SEAT_REFUNDED)
+_SEAT_NEXT: dict[str, frozenset[str]] = {
+    SEAT_PENDING: frozenset({SEAT_AUTHORIZED, SEAT_DECLINED, SEAT_RELEASED}),
+    SEAT_AUTHORIZED: frozenset({SEAT_CAPTURED, SEAT_CAPTURE_FAILED, SEAT_RELEASED}),
+    SEAT_CAPTURED: frozenset({SEAT_REFUNDED}),
+    SEAT_DECLINED: frozenset(),
+    SEAT_CAPTURE_FAILED: frozenset(),
+    SEAT_RELEASED: frozenset(),
+    SEAT_REFUNDED: frozenset(),
+}
+SEAT_REHOLDABLE = (SEAT_DECLINED, SEAT_RELEASED)  # a seat given up may be held (and paid for) again
+
+# The Stripe events the webhook acts on (what a webhook endpoint must be subscribed to).
+STRIPE_WEBHOOK_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed",
+                         "payment_intent.amount_capturable_updated", "charge.refunded")
+
 SUCCEEDING_TEST_CARD = "pm_card_visa"
 DECLINING_TEST_CARD = "pm_card_chargeCustomerFail"
 DECLINING_CUSTOMER_PREFIX = "decline-"
@@ -29,6 +55,10 @@ UNPAID_CUSTOMER_PREFIX = "unpaid-"
 
 def can_move(current: str, target: str) -> bool:
     return target in _NEXT.get(current, frozenset())
+
+
+def seat_can_move(current: str, target: str) -> bool:
+    return target in _SEAT_NEXT.get(current, frozenset())
 
 
 def auto_confirm_card(customer_id: str | None) -> str | None:
@@ -49,6 +79,15 @@ def intent_idempotency_key(order_id: str) -> str:
 
 def refund_idempotency_key(payment_id: str) -> str:
     return f"fusioncommerce-refund-{payment_id}"
+
+
+def seat_intent_idempotency_key(seat_payment_id: str, attempt: int) -> str:
+    """One authorization per attempt at a seat: a seat held again after a decline gets a new intent."""
+    return f"fusioncommerce-seat-intent-{seat_payment_id}-{attempt}"
+
+
+def capture_idempotency_key(seat_payment_id: str) -> str:
+    return f"fusioncommerce-seat-capture-{seat_payment_id}"
 
 
 @dataclass(frozen=True)
@@ -72,7 +111,7 @@ def why_not_payable(facts: OrderFacts) -> str:
     return "the order's details have not arrived yet"
 
 
-OutcomeKind = Literal["succeeded", "failed", "refunded"]
+OutcomeKind = Literal["succeeded", "failed", "refunded", "authorized"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +151,8 @@ def outcome_of(event: Mapping[str, Any]) -> StripeOutcome | None:
     kind = event.get("type")
     if kind == "payment_intent.succeeded" and (intent_id := _text(obj.get("id"))):
         return StripeOutcome("succeeded", intent_id, _metadata_order_id(obj))
+    if kind == "payment_intent.amount_capturable_updated" and (intent_id := _text(obj.get("id"))):
+        return StripeOutcome("authorized", intent_id, _metadata_order_id(obj))
     if kind == "payment_intent.payment_failed" and (intent_id := _text(obj.get("id"))):
         code, reason = failure_of(obj.get("last_payment_error"))
         return StripeOutcome("failed", intent_id, _metadata_order_id(obj), code, reason)
@@ -125,6 +166,8 @@ def intent_outcome(intent_id: str, status: str, last_error: Any, order_id: str |
     """The final outcome a PaymentIntent's current state shows, or None while the customer may still pay."""
     if status == "succeeded":
         return StripeOutcome("succeeded", intent_id, order_id)
+    if status == "requires_capture":
+        return StripeOutcome("authorized", intent_id, order_id)
     if status == "canceled":
         return StripeOutcome("failed", intent_id, order_id, "canceled", "the payment was canceled")
     if status == "requires_payment_method" and last_error:

@@ -1,25 +1,36 @@
-"""Payments' tables: the order projection, the payments and the Stripe events already handled.
+"""Payments' tables: the order projection, the payments, the seat payments of group campaigns and the
+Stripe events already handled.
 
-Locks are always taken in the same order, order row first and payment row second, so the event
-handlers, the webhook and the HTTP commands that touch one order run one after the other.
+Locks are always taken in the same order, order row first, payment row second and seat payment last,
+so the event handlers, the webhook and the HTTP commands that touch one order run one after the other.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from functions.payments.rules import STATUSES, OrderFacts, can_move
-from fusion.contracts import PaymentCreated, PaymentFailed, PaymentRefunded, PaymentSucceeded
+from functions.payments.rules import SEAT_REHOLDABLE, SEAT_STATUSES, STATUSES, OrderFacts, can_move, seat_can_move
+from fusion.contracts import (
+    Campaign,
+    PaymentCreated,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+    SeatPayment,
+    SeatPaymentFailed,
+)
 from fusion.db import Sql
 from fusion.listing import Listing, Page
 from fusion.money import to_decimal
 from fusion.uow import UnitOfWork
 
 SERVICE = "payments"
-ORDER_COLUMNS = "order_id, customer_id, total_minor, currency, reserved, closed_as"
+R = TypeVar("R")
+ORDER_COLUMNS = "order_id, customer_id, total_minor, currency, reserved, closed_as, campaign_id"
 PAYMENT_COLUMNS = (
     "id, order_id, customer_id, amount_minor, currency, status, provider, provider_payment_id, "
     "client_secret, failure_code, failure_reason, refund_id, created_at, updated_at"
@@ -36,6 +47,7 @@ class Order:
     currency: str | None
     reserved: bool
     closed_as: str | None
+    campaign_id: str | None  # a group order, paid by its seat's captured authorization
 
     @property
     def facts(self) -> OrderFacts:
@@ -76,13 +88,16 @@ def lock_order(db: Sql, order_id: str) -> Order | None:
 
 
 
-def record_order_details(db: Sql, order_id: str, customer_id: str, total_minor: int, currency: str) -> Order:
+def record_order_details(db: Sql, order_id: str, customer_id: str, total_minor: int, currency: str,
+                         campaign_id: str | None = None) -> Order:
     return db.execute(
-        "INSERT INTO payments.orders (order_id, customer_id, total_minor, currency) "
-        "VALUES (:id, :customer, :total, :currency) ON CONFLICT (order_id) DO UPDATE SET "
+        "INSERT INTO payments.orders (order_id, customer_id, total_minor, currency, campaign_id) "
+        "VALUES (:id, :customer, :total, :currency, :campaign) ON CONFLICT (order_id) DO UPDATE SET "
         "customer_id = EXCLUDED.customer_id, total_minor = EXCLUDED.total_minor, "
-        f"currency = EXCLUDED.currency, updated_at = now() RETURNING {ORDER_COLUMNS}",
-        {"id": order_id, "customer": customer_id, "total": total_minor, "currency": currency},
+        f"currency = EXCLUDED.currency, campaign_id = EXCLUDED.campaign_id, updated_at = now() "
+        f"RETURNING {ORDER_COLUMNS}",
+        {"id": order_id, "customer": customer_id, "total": total_minor, "currency": currency,
+         "campaign": campaign_id},
     ).one_as(Order)
 
 
@@ -130,14 +145,20 @@ def find_payment(db: Sql, payment_id: uuid.UUID) -> Payment | None:
 def find_payments(db: Sql, page: Page, *, order_id: str | None, status: str | None,
                   customer_id: str | None) -> list[Payment]:
     """One page of payments, oldest first; only the customer's own when `customer_id` is given."""
-    listing = Listing("payments.payments", PAYMENT_COLUMNS, order_by="created_at, id")
+    return _page(db, page, "payments", Payment, customer_id, order_id=order_id, status=status)
+
+
+def _page(db: Sql, page: Page, table: str, row: type[R], customer_id: str | None, **equal: str | None) -> list[R]:
+    """One page of the table's rows, oldest first: the customer's own when given, and those whose columns
+    equal the values given (an empty value filters nothing)."""
+    columns = ", ".join(column.name for column in fields(row))  # type: ignore[arg-type]
+    listing = Listing(f"payments.{table}", columns, order_by="created_at, id")
     if customer_id is not None:
         listing.where("customer_id = :customer_id", customer_id=customer_id)
-    if order_id:
-        listing.where("order_id = :order_id", order_id=order_id)
-    if status:
-        listing.where("status = :status", status=status)
-    return listing.fetch(db, page, Payment)
+    for column, value in equal.items():
+        if value:
+            listing.where(f"{column} = :{column}", **{column: value})
+    return listing.fetch(db, page, row)
 
 
 def lock_payment_of_order(db: Sql, order_id: str) -> Payment | None:
@@ -165,15 +186,22 @@ def attach_intent(db: Sql, payment_id: uuid.UUID, intent_id: str, client_secret:
     ).one_as(Payment)
 
 
+def _move_forward(db: Sql, table: str, row: type[R], row_id: uuid.UUID, target: str, sources: list[str],
+                  changes: Mapping[str, str | None]) -> R | None:
+    """Move the row to `target` from one of `sources`, setting `changes` too; the new row, or None."""
+    assignments = "".join(f", {name} = :{name}" for name in changes)
+    columns = ", ".join(column.name for column in fields(row))  # type: ignore[arg-type]
+    return db.execute(
+        f"UPDATE payments.{table} SET status = :target, updated_at = now(){assignments} "
+        f"WHERE id = :id AND status = ANY(:sources) RETURNING {columns}",
+        {"id": row_id, "target": target, "sources": sources, **changes},
+    ).first_as(row)
+
+
 def move_payment(db: Sql, payment_id: uuid.UUID, target: str, **fields: str | None) -> Payment | None:
     """Move a payment to `target` if that is a forward move from its status; the new row, or None."""
     sources = [status for status in STATUSES if can_move(status, target)]
-    assignments = "".join(f", {name} = :{name}" for name in fields)
-    return db.execute(
-        f"UPDATE payments.payments SET status = :target, updated_at = now(){assignments} "
-        f"WHERE id = :id AND status = ANY(:sources) RETURNING {PAYMENT_COLUMNS}",
-        {"id": payment_id, "target": target, "sources": sources, **fields},
-    ).first_as(Payment)
+    return _move_forward(db, "payments", Payment, payment_id, target, sources, fields)
 
 
 def find_due_payments(db: Sql, after_seconds: int, batch: int) -> list[DuePayment]:
@@ -245,3 +273,105 @@ def publish_refunded(uow: UnitOfWork, payment: Payment, reason: str) -> None:
                               customer_id=payment.customer_id, refund_id=payment.refund_id, reason=reason,
                               **_amount(payment))
     uow.publish("payment.refunded", str(payment.id), payload, partition_key=payment.order_id)
+
+
+# seat payments
+
+
+@dataclass(frozen=True)
+class SeatPaymentRow:
+    id: uuid.UUID
+    campaign_id: str
+    customer_id: str
+    sku: str
+    amount_minor: int
+    currency: str
+    status: str
+    attempt: int
+    campaign: dict[str, Any]
+    provider_payment_id: str | None
+    client_secret: str | None
+    failure_code: str | None
+    failure_reason: str | None
+    refund_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+SEAT_COLUMNS = ", ".join(column.name for column in fields(SeatPaymentRow))
+
+
+def claim_seat_payment(db: Sql, campaign: Campaign, customer_id: str, amount_minor: int) -> SeatPaymentRow | None:
+    """The seat's new pending payment (or its next attempt after a decline or release); None when the seat
+    already has one under way or settled."""
+    reholdable = ", ".join(f"'{status}'" for status in SEAT_REHOLDABLE)
+    return db.execute(
+        "INSERT INTO payments.seat_payments (id, campaign_id, customer_id, sku, amount_minor, currency, status, "
+        "campaign) VALUES (:id, :campaign_id, :customer, :sku, :amount, :currency, 'pending', "
+        "CAST(:campaign AS jsonb)) "
+        "ON CONFLICT (campaign_id, customer_id) DO UPDATE SET status = 'pending', "
+        "attempt = payments.seat_payments.attempt + 1, provider_payment_id = NULL, client_secret = NULL, "
+        "failure_code = NULL, failure_reason = NULL, campaign = EXCLUDED.campaign, updated_at = now() "
+        f"WHERE payments.seat_payments.status IN ({reholdable}) RETURNING {SEAT_COLUMNS}",
+        {"id": uuid.uuid4(), "campaign_id": campaign.id, "customer": customer_id, "sku": campaign.sku,
+         "amount": amount_minor, "currency": campaign.currency, "campaign": campaign.model_dump_json(by_alias=True)},
+    ).first_as(SeatPaymentRow)
+
+
+def _seat_where(db: Sql, condition: str, params: dict[str, Any], *, lock: bool) -> SeatPaymentRow | None:
+    locking = " FOR UPDATE" if lock else ""
+    return db.execute(
+        f"SELECT {SEAT_COLUMNS} FROM payments.seat_payments WHERE {condition}{locking}", params
+    ).first_as(SeatPaymentRow)
+
+
+def lock_seat_payment(db: Sql, campaign_id: str, customer_id: str) -> SeatPaymentRow | None:
+    return _seat_where(db, "campaign_id = :campaign_id AND customer_id = :customer",
+                       {"campaign_id": campaign_id, "customer": customer_id}, lock=True)
+
+
+def find_seat_payment(db: Sql, campaign_id: str, customer_id: str) -> SeatPaymentRow | None:
+    return _seat_where(db, "campaign_id = :campaign_id AND customer_id = :customer",
+                       {"campaign_id": campaign_id, "customer": customer_id}, lock=False)
+
+
+def lock_seat_payment_of_intent(db: Sql, intent_id: str) -> SeatPaymentRow | None:
+    return _seat_where(db, "provider_payment_id = :intent", {"intent": intent_id}, lock=True)
+
+
+def find_seat_payments(db: Sql, page: Page, *, campaign_id: str | None, status: str | None,
+                       customer_id: str | None) -> list[SeatPaymentRow]:
+    """One page of seat payments, oldest first; only the customer's own when `customer_id` is given."""
+    return _page(db, page, "seat_payments", SeatPaymentRow, customer_id, campaign_id=campaign_id, status=status)
+
+
+def attach_seat_intent(db: Sql, seat_id: uuid.UUID, intent_id: str, client_secret: str | None) -> SeatPaymentRow:
+    return db.execute(
+        "UPDATE payments.seat_payments SET provider_payment_id = :intent, client_secret = :secret, updated_at = now() "
+        f"WHERE id = :id RETURNING {SEAT_COLUMNS}",
+        {"id": seat_id, "intent": intent_id, "secret": client_secret},
+    ).one_as(SeatPaymentRow)
+
+
+def move_seat_payment(db: Sql, seat_id: uuid.UUID, target: str, **fields: str | None) -> SeatPaymentRow | None:
+    """Move a seat payment to `target` if that is a forward move from its status; the new row, or None."""
+    sources = [status for status in SEAT_STATUSES if seat_can_move(status, target)]
+    return _move_forward(db, "seat_payments", SeatPaymentRow, seat_id, target, sources, fields)
+
+
+def _seat_amount(seat: SeatPaymentRow) -> dict[str, Any]:
+    return {"payment_id": str(seat.id), "campaign_id": seat.campaign_id, "user_id": seat.customer_id,
+            "amount": to_decimal(seat.amount_minor, seat.currency), "currency": seat.currency}
+
+
+def publish_seat_moved(uow: UnitOfWork, topic: str, seat: SeatPaymentRow) -> None:
+    """payment.seat.authorized, .captured (with the campaign, for the group order) or .refunded."""
+    campaign = Campaign.model_validate(seat.campaign) if topic == "payment.seat.captured" else None
+    uow.publish(topic, seat.campaign_id, SeatPayment(campaign=campaign, **_seat_amount(seat)))
+
+
+def publish_seat_failed(uow: UnitOfWork, topic: str, seat: SeatPaymentRow) -> None:
+    """payment.seat.declined or payment.seat.capture-failed, with the reason."""
+    payload = SeatPaymentFailed(payment_id=str(seat.id), campaign_id=seat.campaign_id, user_id=seat.customer_id,
+                                reason=seat.failure_reason or "failed", failure_code=seat.failure_code)
+    uow.publish(topic, seat.campaign_id, payload)

@@ -68,8 +68,9 @@ NOTIFICATIONS: tuple[Notification, ...] = (
         topic="group-commerce.campaign.successful", title="Campaign tipped", path="campaign-tipped",
         audience="={{ { customerIds: $json.body.participants, campaignId: $json.body.campaign.id } }}",
         subject="=The group deal for {{ $json.body.campaign.sku }} is on",
-        message="={{ $json.body.campaign.actualParticipants }} people joined: you pay the group price of "
-                "{{ $json.body.campaign.groupPrice }} {{ $json.body.campaign.currency }}. Your order follows.",
+        message="={{ $json.body.campaign.actualParticipants }} people joined: the group price of "
+                "{{ $json.body.campaign.groupPrice }} {{ $json.body.campaign.currency }} held on your card "
+                "when you joined is now charged. Your order follows.",
     ),
     Notification(
         topic="group-commerce.campaign.expired", title="Campaign expired", path="campaign-expired",
@@ -77,7 +78,7 @@ NOTIFICATIONS: tuple[Notification, ...] = (
         subject="=The group deal for {{ $json.body.campaign.sku }} did not happen",
         message="=Only {{ $json.body.campaign.actualParticipants }} of the "
                 "{{ $json.body.campaign.minParticipants }} people needed joined before the deadline. "
-                "Nothing was charged.",
+                "Nothing was charged: the hold on your card is released.",
     ),
 )
 

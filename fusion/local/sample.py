@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from fusion.progress import Progress
 from fusion.waiting import wait_until
 from fusion.web import iso, utc_now
 
@@ -44,8 +45,9 @@ def mark_loaded(state_dir: Path, what: str) -> None:
     (state_dir / MARKER).write_text(what + "\n")
 
 
-def _call(method: str, url: str, token: str, body: dict[str, Any]) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method, headers={
+def _call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={
         "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -57,32 +59,36 @@ def _call(method: str, url: str, token: str, body: dict[str, Any]) -> tuple[int,
 def load(catalog_url: str, campaigns_url: str, staff_token: str, timeout: float = 20.0) -> str:
     """Create the sample products and the campaign; returns what was loaded."""
     created: dict[str, str] = {}
-    for suffix, name, category, price, stock in PRODUCTS:
-        sku = SKU_PREFIX + suffix
-        status, body = _call("POST", f"{catalog_url}/products", staff_token, {
-            "sku": sku, "name": name, "category": category, "price": price, "currency": "USD", "inventory": stock,
-            "description": f"A sample product of the local shop ({category}).",
-        })
-        if status not in (201, 409):  # 409: already there from an earlier, interrupted load
-            raise RuntimeError(f"loading the sample catalog: POST /products {sku} answered {status}: {body}")
-        if status == 201:
-            created[suffix] = body["id"]
-    if CAMPAIGN_SKU in created:
-        _open_campaign(campaigns_url, staff_token, created[CAMPAIGN_SKU], timeout)
+    with Progress("sample catalog", len(PRODUCTS) + 1) as progress:
+        for suffix, name, category, price, stock in PRODUCTS:
+            sku = SKU_PREFIX + suffix
+            status, body = _call("POST", f"{catalog_url}/products", staff_token, {
+                "sku": sku, "name": name, "category": category, "price": price, "currency": "USD",
+                "inventory": stock, "description": f"A sample product of the local shop ({category}).",
+            })
+            if status not in (201, 409):  # 409: already there from an earlier, interrupted load
+                raise RuntimeError(f"loading the sample catalog: POST /products {sku} answered {status}: {body}")
+            if status == 201:
+                created[suffix] = body["id"]
+            progress.advance()
+        if CAMPAIGN_SKU in created:
+            _open_campaign(campaigns_url, staff_token, created[CAMPAIGN_SKU], timeout)
+        progress.advance()
     return f"{len(created)} sample products in 3 categories, one open group campaign ({SKU_PREFIX}{CAMPAIGN_SKU})"
 
 
 def _open_campaign(campaigns_url: str, staff_token: str, product_id: str, timeout: float) -> None:
-    expires = iso(utc_now() + timedelta(days=7))
-    body = {"productId": product_id, "expiresAt": expires, **CAMPAIGN}
-
-    def opened() -> bool:
-        # group-commerce learns the product from product.created, a few milliseconds after the catalog
-        status, answer = _call("POST", f"{campaigns_url}/campaigns", staff_token, body)
-        if status == 201:
-            return True
-        if status == 400 and answer.get("field") == "productId":
-            return False
+    """Create the campaign and wait until inventory holds its stock, so the shop starts with it open."""
+    expires = iso(utc_now() + timedelta(days=5))
+    status, answer = _call("POST", f"{campaigns_url}/campaigns", staff_token,
+                           {"productId": product_id, "expiresAt": expires, **CAMPAIGN})
+    if status != 201:
         raise RuntimeError(f"loading the sample campaign: POST /campaigns answered {status}: {answer}")
 
-    wait_until(opened, timeout, 0.2, "the sample product to reach group-commerce")
+    def opened() -> bool:
+        status, campaign = _call("GET", f"{campaigns_url}/campaigns/{answer['id']}", staff_token)
+        if status == 200 and campaign.get("status") == "refused":
+            raise RuntimeError(f"the sample campaign was refused: {campaign.get('statusReason')}")
+        return status == 200 and campaign.get("status") == "active"
+
+    wait_until(opened, timeout, 0.1, "inventory to hold the sample campaign's stock")

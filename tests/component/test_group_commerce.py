@@ -1,13 +1,12 @@
-"""Group buying through the group-commerce functions, on the real database: campaigns, joins, the
-deadline sweep, and the group orders the orders service creates from the campaign events."""
+"""Group buying through the group-commerce functions, on the real database: campaigns, seats held and
+counted as payments reports their authorization, the deadline sweep; and, across every service with a
+real localstripe, pay-to-join: authorized at join, captured when the group forms, released otherwise."""
 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,9 +15,9 @@ import pytest
 from flask.testing import FlaskClient
 from support import Tokens
 
-from fusion import db
+from fusion import config, db
 from fusion.binding import Event, new_event, to_http
-from fusion.contracts import ProductCreated
+from fusion.contracts import CampaignStockHeld, CampaignStockRefused, ProductCreated, SeatPayment, SeatPaymentFailed
 from fusion.topics import PING_TYPE
 
 MakeClient = Callable[[str], FlaskClient]
@@ -68,16 +67,47 @@ def campaign_body(product_id: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def new_campaign(gc: FlaskClient, **overrides: Any) -> dict[str, Any]:
+def new_campaign(gc: FlaskClient, *, opened: bool = True, **overrides: Any) -> dict[str, Any]:
+    """A new campaign; `opened`: as inventory's report that its stock is held makes it (active)."""
     product_id = overrides.pop("productId", None) or add_product(gc)
     response = gc.post("/campaigns", json=campaign_body(product_id, **overrides))
     assert response.status_code == 201, response.get_json()
     body: dict[str, Any] = response.get_json()
+    if opened:
+        held = CampaignStockHeld(campaign_id=body["id"], sku=body["sku"], quantity=body["maxParticipants"])
+        assert deliver(gc, "open-campaign", new_event("inventory.campaign.held", "inventory", body["id"], held)) == 204
+        body = gc.get(f"/campaigns/{body['id']}").get_json()
+        assert body["status"] == "active"
     return body
 
 
 def join(gc: FlaskClient, campaign_id: str, user_id: str) -> Any:
     return gc.post(f"/campaigns/{campaign_id}/join", json={"userId": user_id})
+
+
+def seat_payment_event(kind: str, campaign_id: str, user_id: str) -> Event:
+    """What payments publishes about a seat's money: authorized, captured, refunded, declined, capture-failed."""
+    payload: SeatPayment | SeatPaymentFailed
+    if kind in ("declined", "capture-failed"):
+        payload = SeatPaymentFailed(payment_id=str(uuid.uuid4()), campaign_id=campaign_id, user_id=user_id,
+                                    reason="Your card was declined.", failure_code="card_declined")
+    else:
+        payload = SeatPayment(payment_id=str(uuid.uuid4()), campaign_id=campaign_id, user_id=user_id,
+                              amount=Decimal("17"), currency="USD")
+    return new_event(f"payment.seat.{kind}", "payments", campaign_id, payload)
+
+
+def report(gc: FlaskClient, kind: str, campaign_id: str, user_id: str) -> None:
+    assert deliver(gc, "follow-seat-payment", seat_payment_event(kind, campaign_id, user_id)) == 204
+
+
+def take_seat(gc: FlaskClient, campaign_id: str, user_id: str) -> dict[str, Any]:
+    """Join, and have payments report the card authorized: the seat counts."""
+    response = join(gc, campaign_id, user_id)
+    assert response.status_code == 200, response.get_json()
+    report(gc, "authorized", campaign_id, user_id)
+    body: dict[str, Any] = gc.get(f"/campaigns/{campaign_id}").get_json()
+    return body
 
 
 def outbox(topic: str, schema: str = "group_commerce") -> list[dict[str, Any]]:
@@ -134,8 +164,9 @@ def test_create_returns_the_campaign_with_no_participants_and_publishes_created(
     assert response.headers["Location"] == f"/campaigns/{campaign['id']}"
     assert campaign["productId"] == product_id
     assert campaign["sku"] == f"SKU-{product_id[:8]}"
-    assert campaign["status"] == "active"
-    assert campaign["actualParticipants"] == 0
+    assert campaign["status"] == "pending"  # until inventory holds the stock of every seat
+    assert campaign["actualParticipants"] == campaign["heldSeats"] == 0
+    assert campaign["leader"] is None and 0 < campaign["secondsLeft"] <= 86400
     assert (campaign["minParticipants"], campaign["maxParticipants"]) == (3, 10)
     assert campaign["discountPercentage"] == 50
     assert campaign["originalPrice"] == 10.01
@@ -198,7 +229,7 @@ def test_list_filters_by_status_and_product(gc: FlaskClient) -> None:
     first = new_campaign(gc, productId=product_a, minParticipants=1)
     second = new_campaign(gc, productId=product_a)
     third = new_campaign(gc, productId=product_b)
-    assert join(gc, first["id"], "u1").get_json()["status"] == "successful"
+    assert take_seat(gc, first["id"], "u1")["status"] == "successful"
 
     def ids(query: str) -> list[str]:
         response = gc.get(f"/campaigns{query}")
@@ -216,15 +247,16 @@ def test_list_filters_by_status_and_product(gc: FlaskClient) -> None:
 
 def test_get_returns_the_campaign_with_its_participants_or_404(gc: FlaskClient) -> None:
     campaign = new_campaign(gc)
-    join(gc, campaign["id"], "alice")
+    take_seat(gc, campaign["id"], "alice")
     join(gc, campaign["id"], "bob")
 
     response = gc.get(f"/campaigns/{campaign['id']}")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["actualParticipants"] == 2
-    assert [p["userId"] for p in body["participants"]] == ["alice", "bob"]
+    assert (body["actualParticipants"], body["heldSeats"]) == (1, 1)
+    assert [(p["userId"], p["status"]) for p in body["participants"]] == [("alice", "authorized"), ("bob", "held")]
     assert all(p["joinedAt"] for p in body["participants"])
+    assert body["leader"] == "a***"
     assert gc.get(f"/campaigns/{uuid.uuid4()}").status_code == 404
     assert gc.get("/campaigns/not-a-uuid").status_code == 404
 
@@ -257,96 +289,6 @@ def test_the_product_projection_ignores_a_redelivered_event_and_dead_letters_a_b
     assert deliver(gc, "campaign-product-projection", bad) == 400
 
 
-# joining
-
-
-def test_joining_a_half_full_campaign_adds_one_seat_and_publishes_joined(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc, minParticipants=8, maxParticipants=10)
-    for n in range(5):
-        assert join(gc, campaign["id"], f"user-{n}").status_code == 200
-
-    response = join(gc, campaign["id"], "user-5")
-
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["actualParticipants"] == 6
-    assert body["status"] == "active"
-    joined = outbox("group-commerce.campaign.joined")
-    assert len(joined) == 6
-    assert joined[-1]["userId"] == "user-5"
-    assert joined[-1]["campaign"]["actualParticipants"] == 6
-    assert outbox("group-commerce.campaign.successful") == []
-
-
-def test_reaching_the_minimum_tips_the_campaign_once_and_joins_stay_open(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc, minParticipants=3, maxParticipants=5)
-    assert join(gc, campaign["id"], "a").get_json()["status"] == "active"
-    assert join(gc, campaign["id"], "b").get_json()["status"] == "active"
-
-    tipping = join(gc, campaign["id"], "c").get_json()
-    late = join(gc, campaign["id"], "d")
-
-    assert tipping["status"] == "successful"
-    assert tipping["actualParticipants"] == 3
-    assert late.status_code == 200
-    assert late.get_json()["status"] == "successful"
-    assert late.get_json()["actualParticipants"] == 4
-    [successful] = outbox("group-commerce.campaign.successful")
-    assert successful["participants"] == ["a", "b", "c"]
-    assert successful["campaign"]["status"] == "successful"
-    assert successful["campaign"]["actualParticipants"] == 3
-
-
-def test_a_full_campaign_refuses_another_participant(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc, minParticipants=1, maxParticipants=2)
-    join(gc, campaign["id"], "a")
-    join(gc, campaign["id"], "b")
-
-    response = join(gc, campaign["id"], "c")
-
-    assert response.status_code == 409
-    assert response.get_json()["error"] == "campaign_full"
-    assert "full" in response.get_json()["message"]
-    assert gc.get(f"/campaigns/{campaign['id']}").get_json()["actualParticipants"] == 2
-    assert len(outbox("group-commerce.campaign.joined")) == 2
-
-
-def test_a_campaign_past_its_deadline_refuses_participants(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc)
-    join(gc, campaign["id"], "early")
-    move_deadline_to_the_past(campaign["id"])
-
-    before_sweep = join(gc, campaign["id"], "late")
-    run_deadline_sweep(gc)
-    after_sweep = join(gc, campaign["id"], "later")
-
-    for response in (before_sweep, after_sweep):
-        assert response.status_code == 409
-        assert response.get_json()["error"] == "campaign_closed"
-    body = gc.get(f"/campaigns/{campaign['id']}").get_json()
-    assert body["status"] == "expired"
-    assert [p["userId"] for p in body["participants"]] == ["early"]
-
-
-def test_the_same_user_joining_twice_keeps_one_seat(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc, minParticipants=2)
-    first = join(gc, campaign["id"], "alice")
-    second = join(gc, campaign["id"], "alice")
-
-    assert first.status_code == second.status_code == 200
-    assert second.get_json()["actualParticipants"] == 1
-    assert len(outbox("group-commerce.campaign.joined")) == 1
-    assert outbox("group-commerce.campaign.successful") == []
-
-
-def test_a_seated_user_joining_again_a_full_campaign_gets_the_campaign(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc, minParticipants=1, maxParticipants=1)
-    join(gc, campaign["id"], "alice")
-    again = join(gc, campaign["id"], "alice")
-    assert again.status_code == 200
-    assert again.get_json()["actualParticipants"] == 1
-
-
 def test_join_refuses_unknown_campaigns_and_bad_users(gc: FlaskClient, tokens: Tokens) -> None:
     campaign = new_campaign(gc)
     assert join(gc, str(uuid.uuid4()), "alice").status_code == 404
@@ -363,9 +305,11 @@ def test_a_customer_joins_as_itself_only(gc: FlaskClient, tokens: Tokens) -> Non
     as_carol = {"Authorization": f"Bearer {tokens.customer('carol')}"}
     someone_else = gc.post(f"/campaigns/{campaign['id']}/join", json={"userId": "dave"}, headers=as_carol)
     assert someone_else.status_code == 403 and someone_else.get_json()["field"] == "userId"
-    assert gc.post(f"/campaigns/{campaign['id']}/join", json={}, headers=as_carol).status_code == 200
+    joined = gc.post(f"/campaigns/{campaign['id']}/join", json={}, headers=as_carol)
+    assert joined.status_code == 200 and joined.get_json()["seat"]["status"] == "held"
     seen_by_carol = gc.get(f"/campaigns/{campaign['id']}", headers=as_carol).get_json()
     assert seen_by_carol["joined"] is True and "participants" not in seen_by_carol
+    assert seen_by_carol["seat"]["status"] == "held" and seen_by_carol["seat"]["holdExpiresAt"]
     assert "participants" not in gc.get(f"/campaigns/{campaign['id']}", headers={"Authorization": ""}).get_json()
     staff_view = gc.get(f"/campaigns/{campaign['id']}").get_json()
     assert [p["userId"] for p in staff_view["participants"]] == ["carol"]
@@ -400,71 +344,6 @@ def test_only_staff_with_the_campaign_scope_create_campaigns(gc: FlaskClient, to
         assert response.status_code == 403
 
 
-def test_concurrent_joins_never_oversell_and_tip_once(client: MakeClient) -> None:
-    setup = client("group-commerce")
-    campaign = new_campaign(setup, minParticipants=10, maxParticipants=50)
-    local = threading.local()
-
-    def join_as(user: str) -> tuple[str, int, str | None]:
-        if not hasattr(local, "client"):
-            local.client = client("group-commerce")
-        response = join(local.client, campaign["id"], user)
-        return user, response.status_code, (response.get_json() or {}).get("error")
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(pool.map(join_as, [f"user-{n:03d}" for n in range(200)]))
-
-    seated = [user for user, status, _ in results if status == 200]
-    refused = [(status, error) for _, status, error in results if status != 200]
-    assert len(seated) == 50
-    assert set(refused) == {(409, "campaign_full")}
-    rows = sql("SELECT user_id FROM group_commerce.participants WHERE campaign_id = :id", id=campaign["id"]).all()
-    assert sorted(row.user_id for row in rows) == sorted(seated)
-    body = setup.get(f"/campaigns/{campaign['id']}").get_json()
-    assert body["actualParticipants"] == 50
-    assert body["status"] == "successful"
-    assert len(outbox("group-commerce.campaign.joined")) == 50
-    [successful] = outbox("group-commerce.campaign.successful")
-    assert len(successful["participants"]) == 10
-    assert set(successful["participants"]) <= set(seated)
-
-
-# the deadline sweep
-
-
-def test_the_sweep_expires_a_campaign_below_its_minimum_with_its_participants(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc, minParticipants=3)
-    join(gc, campaign["id"], "alice")
-    join(gc, campaign["id"], "bob")
-    open_one = new_campaign(gc)
-    move_deadline_to_the_past(campaign["id"])
-
-    run_deadline_sweep(gc)
-    run_deadline_sweep(gc)
-
-    [expired] = outbox("group-commerce.campaign.expired")
-    assert expired["campaign"]["id"] == campaign["id"]
-    assert expired["campaign"]["status"] == "expired"
-    assert expired["participants"] == ["alice", "bob"]
-    assert outbox("group-commerce.campaign.closed") == []
-    assert gc.get(f"/campaigns/{open_one['id']}").get_json()["status"] == "active"
-
-
-def test_the_sweep_closes_a_campaign_that_reached_its_minimum(gc: FlaskClient) -> None:
-    campaign = new_campaign(gc, minParticipants=1)
-    join(gc, campaign["id"], "alice")
-    move_deadline_to_the_past(campaign["id"])
-
-    run_deadline_sweep(gc)
-    run_deadline_sweep(gc)
-
-    [closed] = outbox("group-commerce.campaign.closed")
-    assert closed["campaign"]["status"] == "closed"
-    assert closed["participants"] == ["alice"]
-    assert outbox("group-commerce.campaign.expired") == []
-    assert join(gc, campaign["id"], "bob").get_json()["error"] == "campaign_closed"
-
-
 def test_the_sweep_ignores_other_cloudevents(gc: FlaskClient) -> None:
     campaign = new_campaign(gc)
     move_deadline_to_the_past(campaign["id"])
@@ -479,109 +358,199 @@ def test_the_service_answers_health(gc: FlaskClient) -> None:
     assert response.get_json()["service"] == "group-commerce"
 
 
-# group orders (orders service)
 
 
-def orders_of_campaign(campaign_id: str) -> list[Any]:
-    return list(sql(
-        "SELECT id, customer_id, status, total_minor, currency, campaign_id FROM orders.orders "
-        "WHERE campaign_id = :id ORDER BY customer_id", id=campaign_id,
-    ).all())
+def test_a_campaign_longer_than_card_authorizations_last_is_refused(gc: FlaskClient) -> None:
+    product_id = add_product(gc)
+    too_long = (datetime.now(UTC) + timedelta(days=6, hours=1)).isoformat()
+    response = gc.post("/campaigns", json=campaign_body(product_id, expiresAt=too_long))
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "expiresAt" and "6 days" in response.get_json()["message"]
 
 
-def test_a_tipped_campaign_gives_every_participant_one_order_at_the_group_price(client: MakeClient) -> None:
-    gc, orders = client("group-commerce"), client("orders")
-    product_id = add_product(gc, price="20.00")
-    campaign = new_campaign(gc, productId=product_id, minParticipants=3, maxParticipants=5, discountPercentage=15)
-    for user in ("ann", "ben", "cat"):
-        join(gc, campaign["id"], user)
-    [successful] = outbox_events("group-commerce.campaign.successful")
+def test_a_pending_campaign_takes_no_seat_and_a_refused_one_says_why(gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, opened=False)
+    response = join(gc, campaign["id"], "alice")
+    assert response.status_code == 409 and response.get_json()["error"] == "campaign_not_open"
 
-    assert deliver(orders, "create-group-orders", successful) == 204
-
-    placed = orders_of_campaign(campaign["id"])
-    assert [(o.customer_id, o.status, o.total_minor, o.currency) for o in placed] == [
-        ("ann", "created", 1700, "USD"), ("ben", "created", 1700, "USD"), ("cat", "created", 1700, "USD"),
-    ]
-    [ann] = orders.get("/orders?customerId=ann").get_json()
-    assert ann["campaignId"] == campaign["id"]
-    assert ann["items"] == [{"sku": campaign["sku"], "quantity": 1, "price": 17}]
-    created = outbox("order.created", schema="orders")
-    assert sorted(e["customerId"] for e in created) == ["ann", "ben", "cat"]
-    assert {(e["campaignId"], e["total"]) for e in created} == {(campaign["id"], 17)}
+    refused = new_event("inventory.campaign.refused", "inventory", campaign["id"], CampaignStockRefused(
+        campaign_id=campaign["id"], sku=campaign["sku"], requested=10, available=4))
+    assert deliver(gc, "open-campaign", refused) == 204
+    assert deliver(gc, "open-campaign", refused) == 204
+    body = gc.get(f"/campaigns/{campaign['id']}").get_json()
+    assert body["status"] == "refused" and "10 wanted, 4 available" in body["statusReason"]
+    assert join(gc, campaign["id"], "alice").get_json()["error"] == "campaign_closed"
 
 
-def test_group_orders_run_the_saga_to_confirmed(client: MakeClient) -> None:
-    gc, orders, inventory = client("group-commerce"), client("orders"), client("inventory")
-    product = product_created(price="20.00")
-    assert deliver(gc, "campaign-product-projection", product) == 204
-    assert deliver(inventory, "add-stock-for-product", product) == 204
-    campaign = new_campaign(gc, productId=product.subject, minParticipants=3, discountPercentage=15)
-    for user in ("ann", "ben", "cat"):
-        join(gc, campaign["id"], user)
-
-    [successful] = outbox_events("group-commerce.campaign.successful")
-    assert deliver(orders, "create-group-orders", successful) == 204
-    for created in outbox_events("order.created", schema="orders"):
-        assert deliver(inventory, "reserve-stock", created) == 204
-    for reserved in outbox_events("inventory.reserved", schema="inventory"):
-        assert deliver(orders, "confirm-order", reserved) == 204
-
-    assert [(o.customer_id, o.status) for o in orders_of_campaign(campaign["id"])] == [
-        ("ann", "confirmed"), ("ben", "confirmed"), ("cat", "confirmed"),
-    ]
-    confirmed = outbox("order.confirmed", schema="orders")
-    assert sorted((e["customerId"], e["total"]) for e in confirmed) == [("ann", 17), ("ben", 17), ("cat", 17)]
+# seats: held at join, counted once payments reports the card authorized
 
 
-def test_group_orders_are_created_once_whatever_is_redelivered(client: MakeClient) -> None:
-    gc, orders = client("group-commerce"), client("orders")
+def test_joining_holds_a_seat_that_counts_only_once_its_card_is_authorized(gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, minParticipants=2, maxParticipants=3)
+    held = join(gc, campaign["id"], "alice").get_json()
+    assert (held["actualParticipants"], held["heldSeats"]) == (0, 1)
+    assert held["seat"]["status"] == "held"
+    [seat_held] = outbox("group-commerce.seat.held")
+    assert seat_held["userId"] == "alice" and seat_held["campaign"]["groupPrice"] == 17
+    assert outbox("group-commerce.campaign.joined") == []
+
+    report(gc, "authorized", campaign["id"], "alice")
+    report(gc, "authorized", campaign["id"], "alice")  # a repeated report counts nothing twice
+
+    body = gc.get(f"/campaigns/{campaign['id']}").get_json()
+    assert (body["actualParticipants"], body["heldSeats"], body["status"]) == (1, 0, "active")
+    assert body["leader"] == "a***"
+    [joined] = outbox("group-commerce.campaign.joined")
+    assert joined["userId"] == "alice" and joined["campaign"]["leader"] == "alice"
+
+
+def test_the_seat_reaching_the_minimum_tips_once_and_confirms_every_seat_for_capture(gc: FlaskClient) -> None:
     campaign = new_campaign(gc, minParticipants=3, maxParticipants=5)
-    for user in ("ann", "ben", "cat"):
-        join(gc, campaign["id"], user)
-    [successful] = outbox_events("group-commerce.campaign.successful")
-    assert deliver(orders, "create-group-orders", successful) == 204
-    first_ids = [o.id for o in orders_of_campaign(campaign["id"])]
+    for user in ("a", "b"):
+        assert take_seat(gc, campaign["id"], user)["status"] == "active"
+    assert outbox("group-commerce.seat.confirmed") == []  # nobody is charged below the minimum
 
-    # the same delivery again, the same event replayed under a new id, and the joined events
-    # (the third one announces the tipping join too)
-    assert deliver(orders, "create-group-orders", successful) == 204
-    replayed = Event({**successful.attributes, "id": str(uuid.uuid4())}, successful.data)
-    assert deliver(orders, "create-group-orders", replayed) == 204
-    for joined in outbox_events("group-commerce.campaign.joined"):
-        assert deliver(orders, "create-late-joiner-order", joined) == 204
+    tipped = take_seat(gc, campaign["id"], "c")
+    late = take_seat(gc, campaign["id"], "d")
 
-    assert [o.id for o in orders_of_campaign(campaign["id"])] == first_ids
-    assert len(outbox("order.created", schema="orders")) == 3
+    assert tipped["status"] == "successful" and late["actualParticipants"] == 4
+    [successful] = outbox("group-commerce.campaign.successful")
+    assert successful["participants"] == ["a", "b", "c"]
+    assert [e["userId"] for e in outbox("group-commerce.seat.confirmed")] == ["a", "b", "c", "d"]
 
 
-def test_a_late_joiner_of_a_successful_campaign_gets_an_order_at_once(client: MakeClient) -> None:
-    gc, orders = client("group-commerce"), client("orders")
-    campaign = new_campaign(gc, minParticipants=1, maxParticipants=3, discountPercentage=10)
-    join(gc, campaign["id"], "first")
-    join(gc, campaign["id"], "late")
-    late_joined = outbox_events("group-commerce.campaign.joined")[-1]
+def test_held_seats_count_against_the_maximum_and_a_declined_card_frees_one(gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, minParticipants=1, maxParticipants=2)
+    join(gc, campaign["id"], "a")
+    join(gc, campaign["id"], "b")
 
-    assert deliver(orders, "create-late-joiner-order", late_joined) == 204
-    assert deliver(orders, "create-late-joiner-order", late_joined) == 204
+    full = join(gc, campaign["id"], "c")
+    assert full.status_code == 409 and full.get_json()["error"] == "campaign_full"
+    assert "2 waiting for payment" in full.get_json()["message"]
 
-    [order] = orders_of_campaign(campaign["id"])
-    assert (order.customer_id, order.total_minor) == ("late", 1800)
+    report(gc, "declined", campaign["id"], "b")
+    body = gc.get(f"/campaigns/{campaign['id']}").get_json()
+    assert (body["actualParticipants"], body["heldSeats"]) == (0, 1)
+    assert join(gc, campaign["id"], "c").status_code == 200
+    again = join(gc, campaign["id"], "b")  # b may try again once a seat is free; none is
+    assert again.status_code == 409 and again.get_json()["error"] == "campaign_full"
 
 
-def test_an_expired_campaign_creates_no_orders(client: MakeClient) -> None:
-    gc, orders = client("group-commerce"), client("orders")
-    campaign = new_campaign(gc, minParticipants=3)
-    join(gc, campaign["id"], "ann")
-    join(gc, campaign["id"], "ben")
-    move_deadline_to_the_past(campaign["id"])
+def test_a_seat_whose_card_is_not_authorized_in_time_is_freed_and_its_authorization_released(
+        gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, minParticipants=2, maxParticipants=2)
+    join(gc, campaign["id"], "slow")
+    sql("UPDATE group_commerce.participants SET hold_expires_at = now() - interval '1 second' "
+        "WHERE campaign_id = :id", id=campaign["id"])
+
+    run_deadline_sweep(gc)
     run_deadline_sweep(gc)
 
-    [expired] = outbox_events("group-commerce.campaign.expired")
-    for joined in outbox_events("group-commerce.campaign.joined"):
-        assert deliver(orders, "create-late-joiner-order", joined) == 204
-    assert deliver(orders, "create-group-orders", expired) == 204  # not its event type: ignored
+    body = gc.get(f"/campaigns/{campaign['id']}").get_json()
+    assert body["heldSeats"] == 0 and body["participants"][0]["status"] == "released"
+    [released] = outbox("group-commerce.seat.released")
+    assert (released["userId"], released["reason"]) == ("slow", "hold_expired")
+    report(gc, "authorized", campaign["id"], "slow")  # authorized too late: released, not counted
+    assert gc.get(f"/campaigns/{campaign['id']}").get_json()["actualParticipants"] == 0
+    assert [e["reason"] for e in outbox("group-commerce.seat.released")] == ["hold_expired", "authorized_after_release"]
 
-    assert json.loads(expired.data or b"{}")["participants"] == ["ann", "ben"]
-    assert orders_of_campaign(campaign["id"]) == []
-    assert outbox("order.created", schema="orders") == []
+
+def test_the_same_user_joining_twice_keeps_one_seat(gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, minParticipants=2)
+    first = join(gc, campaign["id"], "alice")
+    second = join(gc, campaign["id"], "alice")
+    assert first.status_code == second.status_code == 200
+    assert second.get_json()["heldSeats"] == 1
+    assert len(outbox("group-commerce.seat.held")) == 1
+
+
+def test_a_customer_holds_seats_in_a_bounded_number_of_open_campaigns(gc: FlaskClient,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUSTOMER_OPEN_SEATS", "2")
+    config.settings.cache_clear()
+    try:
+        campaigns = [new_campaign(gc) for _ in range(3)]
+        assert join(gc, campaigns[0]["id"], "alice").status_code == 200
+        assert join(gc, campaigns[1]["id"], "alice").status_code == 200
+        third = join(gc, campaigns[2]["id"], "alice")
+        assert third.status_code == 409 and third.get_json()["error"] == "open_seat_limit"
+        assert join(gc, campaigns[0]["id"], "alice").status_code == 200  # a seat already held is no new one
+    finally:
+        monkeypatch.delenv("CUSTOMER_OPEN_SEATS")
+        config.settings.cache_clear()
+
+
+def test_a_failed_capture_frees_only_that_seat_and_a_refund_is_counted(gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, minParticipants=2, maxParticipants=3)
+    for user in ("a", "b"):
+        take_seat(gc, campaign["id"], user)
+    report(gc, "captured", campaign["id"], "a")
+    report(gc, "capture-failed", campaign["id"], "b")
+    report(gc, "refunded", campaign["id"], "a")
+
+    body = gc.get(f"/campaigns/{campaign['id']}").get_json()
+    assert body["status"] == "successful"
+    assert (body["actualParticipants"], body["refundedSeats"]) == (1, 1)
+    assert [(p["userId"], p["status"]) for p in body["participants"]] == [("a", "refunded"), ("b", "failed")]
+
+
+# the deadline sweep
+
+
+def test_the_sweep_expires_a_campaign_below_its_minimum_and_releases_every_seat(gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, minParticipants=3)
+    take_seat(gc, campaign["id"], "alice")
+    take_seat(gc, campaign["id"], "bob")
+    join(gc, campaign["id"], "carol")  # still waiting for her card
+    open_one = new_campaign(gc)
+    move_deadline_to_the_past(campaign["id"])
+
+    before_sweep = join(gc, campaign["id"], "late")
+    run_deadline_sweep(gc)
+    run_deadline_sweep(gc)
+
+    assert before_sweep.status_code == 409 and before_sweep.get_json()["error"] == "campaign_closed"
+    [expired] = outbox("group-commerce.campaign.expired")
+    assert expired["campaign"]["status"] == "expired"
+    assert expired["participants"] == ["alice", "bob"]
+    released = outbox("group-commerce.seat.released")
+    assert sorted((e["userId"], e["reason"]) for e in released) == [
+        ("alice", "campaign_expired"), ("bob", "campaign_expired"), ("carol", "campaign_expired")]
+    assert outbox("group-commerce.campaign.closed") == []
+    assert gc.get(f"/campaigns/{open_one['id']}").get_json()["status"] == "active"
+    report(gc, "authorized", campaign["id"], "carol")  # her card, authorized after the end, is released too
+    assert [e["userId"] for e in outbox("group-commerce.seat.released")][-1] == "carol"
+
+
+def test_the_sweep_closes_a_campaign_that_reached_its_minimum(gc: FlaskClient) -> None:
+    campaign = new_campaign(gc, minParticipants=1)
+    take_seat(gc, campaign["id"], "alice")
+    move_deadline_to_the_past(campaign["id"])
+
+    run_deadline_sweep(gc)
+    run_deadline_sweep(gc)
+
+    [closed] = outbox("group-commerce.campaign.closed")
+    assert closed["campaign"]["status"] == "closed"
+    assert closed["participants"] == ["alice"]
+    assert outbox("group-commerce.campaign.expired") == []
+    assert join(gc, campaign["id"], "bob").get_json()["error"] == "campaign_closed"
+
+
+def test_staff_close_an_open_campaign_now_as_its_deadline_would(gc: FlaskClient) -> None:
+    below = new_campaign(gc, minParticipants=2)
+    take_seat(gc, below["id"], "alice")
+    reached = new_campaign(gc, minParticipants=1)
+    take_seat(gc, reached["id"], "bob")
+
+    expired = gc.post(f"/campaigns/{below['id']}/close")
+    closed = gc.post(f"/campaigns/{reached['id']}/close")
+
+    assert (expired.status_code, expired.get_json()["status"]) == (200, "expired")
+    assert (closed.status_code, closed.get_json()["status"]) == (200, "closed")
+    assert [e["userId"] for e in outbox("group-commerce.seat.released")] == ["alice"]
+    again = gc.post(f"/campaigns/{below['id']}/close")
+    assert again.status_code == 409 and again.get_json()["error"] == "campaign_closed"
+    pending = new_campaign(gc, opened=False)
+    assert gc.post(f"/campaigns/{pending['id']}/close").get_json()["error"] == "campaign_not_open"
+    assert gc.post(f"/campaigns/{uuid.uuid4()}/close").status_code == 404

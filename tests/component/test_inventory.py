@@ -347,3 +347,22 @@ def test_shipping_without_a_reservation_changes_nothing(inventory: FlaskClient) 
 def test_health_answers_ok(inventory: FlaskClient) -> None:
     body = inventory.get("/health").get_json()
     assert body["status"] == "ok" and body["service"] == "inventory"
+
+
+def test_an_order_for_a_product_inventory_has_not_heard_of_yet_takes_its_stock_from_the_catalog(
+        client: Clients, inventory: FlaskClient) -> None:
+    sku = f"NEW-{uuid.uuid4().hex[:8]}"
+    created = client("catalog").post("/products", json={"sku": sku, "name": "Fresh", "price": 5, "currency": "USD",
+                                                        "inventory": 4})
+    assert created.status_code == 201  # product.created is not delivered to inventory
+
+    reserve(inventory, order_created((sku, 3)))
+
+    assert stock(inventory, sku) == (4, 3, 1)
+    assert published("inventory.insufficient") == []
+
+
+def test_an_order_for_a_sku_the_catalog_does_not_know_either_is_refused_for_stock(inventory: FlaskClient) -> None:
+    reserve(inventory, order_created(("NOWHERE", 1)))
+    [refused] = published("inventory.insufficient")
+    assert refused["sku"] == "NOWHERE" and refused["available"] == 0

@@ -18,10 +18,9 @@ def new_product(platform: RunningPlatform, inventory: int, price: float = 10.0,
     status, product = platform.post("catalog", "/products", {"sku": sku, "name": f"Product {sku}", "price": price,
                                                              "currency": "USD", "inventory": inventory})
     assert status == 201, product
+    # orders and inventory ask the catalog for a product they have not heard of, so it can be ordered at
+    # once; the stock listing, which the tests read, shows it once product.created has arrived
     eventually(lambda: platform.get("inventory", "/inventory"), lambda rows: any(r["sku"] == sku for r in rows),
-               timeout=timeout)
-    # the orders service learns the price from product.created: probe with a wrong price until it says so
-    eventually(lambda: place(platform, sku, 1, price + 1), lambda result: result[1].get("error") == "price_mismatch",
                timeout=timeout)
     return product
 

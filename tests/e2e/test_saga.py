@@ -140,22 +140,39 @@ def test_an_order_left_unpaid_past_the_hold_is_cancelled_and_its_stock_released(
     assert payment_of(platform, order["id"])["status"] in ("cancelled", "failed", "pending", "canceled")
 
 
-def test_group_buying_tips_at_the_minimum_and_its_orders_run_the_saga(platform: RunningPlatform) -> None:
+def test_group_buying_charges_nobody_until_it_tips_then_ships_every_paid_seat(platform: RunningPlatform) -> None:
     product = new_product(platform, inventory=10, price=20.0)
-    eventually(lambda: platform.post("group-commerce", "/campaigns", {
+    code, created = platform.post("group-commerce", "/campaigns", {
         "productId": product["id"], "minParticipants": 3, "maxParticipants": 5, "discountPercentage": 15,
-        "expiresAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}), lambda r: r[0] == 201)
-    campaign = platform.get("group-commerce", f"/campaigns?productId={product['id']}")[0]
-    assert campaign["actualParticipants"] == 0 and campaign["groupPrice"] == 17
-    for user in ("ann", "ben", "cat"):
+        "expiresAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat()})
+    assert code == 201, created
+    campaign = eventually(lambda: platform.get("group-commerce", f"/campaigns/{created['id']}"),
+                          lambda c: c["status"] == "active")
+    assert campaign["groupPrice"] == 17
+    assert eventually(lambda: stock(platform, product["sku"]), lambda r: r["reserved"] == 5)["available"] == 5
+    for user in ("ann", "ben"):
         code, joined = platform.post("group-commerce", f"/campaigns/{campaign['id']}/join", {"userId": user})
-        assert code == 200, joined
-    assert joined["status"] == "successful" and joined["actualParticipants"] == 3
+        assert code == 200 and joined["seat"]["status"] == "held", joined
+    eventually(lambda: platform.get("group-commerce", f"/campaigns/{campaign['id']}"),
+               lambda c: c["actualParticipants"] == 2)
+    assert {seat["status"] for seat in seat_payments(platform, campaign["id"])} == {"authorized"}
+
+    code, joined = platform.post("group-commerce", f"/campaigns/{campaign['id']}/join", {"userId": "cat"})
+    assert code == 200, joined
 
     def group_orders() -> list[dict[str, Any]]:
         orders = [platform.get("orders", f"/orders?customerId={user}") for user in ("ann", "ben", "cat")]
         return [o for found in orders for o in found if o.get("campaignId") == campaign["id"]]
 
     orders = eventually(group_orders, lambda found: len(found) == 3 and all(
-        o["status"] in ("confirmed", "paid", "shipped", "delivered") for o in found))
+        o["status"] in ("shipped", "delivered") for o in found), timeout=40)
     assert all(o["total"] == 17 for o in orders)
+    assert all("paid" in [step["status"] for step in o["history"]] for o in orders)
+    assert {seat["status"] for seat in seat_payments(platform, campaign["id"])} == {"captured"}
+    assert eventually(lambda: platform.get("group-commerce", f"/campaigns/{campaign['id']}"),
+                      lambda c: c["status"] == "successful")["leader"] == "a***"
+
+
+def seat_payments(platform: RunningPlatform, campaign_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = platform.get("payments", f"/seat-payments?campaignId={campaign_id}")
+    return found

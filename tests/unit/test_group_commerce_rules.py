@@ -8,7 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from functions.group_commerce.rules import closing_status, group_price_minor, parse_deadline, refusal_code
+from functions.group_commerce.rules import (
+    closing_status,
+    group_price_minor,
+    leader_shown,
+    parse_deadline,
+    refusal_code,
+)
 from functions.orders.rules import group_order_id
 
 
@@ -66,6 +72,10 @@ def test_a_campaign_at_its_deadline_closes_only_when_it_reached_its_minimum(actu
     assert closing_status(actual, minimum) == expected
 
 
+def test_a_campaign_that_tipped_closes_even_if_a_failed_charge_left_it_below_its_minimum() -> None:
+    assert closing_status(2, 3, tipped=True) == "closed"
+
+
 @pytest.mark.parametrize(
     ("status", "deadline_passed", "expected"),
     [
@@ -75,6 +85,8 @@ def test_a_campaign_at_its_deadline_closes_only_when_it_reached_its_minimum(actu
         ("successful", True, "campaign_closed"),
         ("expired", False, "campaign_closed"),
         ("closed", True, "campaign_closed"),
+        ("pending", False, "campaign_not_open"),
+        ("refused", False, "campaign_closed"),
     ],
 )
 def test_a_refused_join_says_whether_the_campaign_is_full_or_closed(status: str, deadline_passed: bool,
@@ -88,3 +100,9 @@ def test_a_seat_has_one_order_id() -> None:
     assert group_order_id(campaign, "ann") != group_order_id(campaign, "ben")
     assert group_order_id(campaign, "ann") != group_order_id(str(uuid.uuid4()), "ann")
     assert uuid.UUID(group_order_id(campaign, "ann")).version == 5
+
+
+def test_the_leader_is_shown_masked() -> None:
+    assert leader_shown("alice") == "a***"
+    assert leader_shown("x") == "*"
+    assert leader_shown(None) is None

@@ -16,6 +16,8 @@ from functions.payments.rules import (
     intent_idempotency_key,
     intent_outcome,
     outcome_of,
+    seat_can_move,
+    seat_intent_idempotency_key,
     why_not_payable,
 )
 
@@ -99,3 +101,28 @@ def test_an_intents_state_settles_a_payment_only_when_it_is_final() -> None:
     assert canceled is not None and canceled.kind == "failed"
     for waiting in ("requires_payment_method", "requires_confirmation", "requires_action", "processing"):
         assert intent_outcome("pi", waiting, None, "o") is None
+
+
+def test_an_authorized_seat_is_reported_by_its_event_and_by_its_intents_state() -> None:
+    found = outcome_of(event("payment_intent.amount_capturable_updated", {"id": "pi_9", "metadata": {}}))
+    assert found == StripeOutcome("authorized", "pi_9", None)
+    assert intent_outcome("pi_9", "requires_capture", None, None) == StripeOutcome("authorized", "pi_9", None)
+
+
+@pytest.mark.parametrize(("current", "target", "allowed"), [
+    ("pending", "authorized", True),
+    ("pending", "declined", True),
+    ("authorized", "captured", True),
+    ("authorized", "released", True),
+    ("captured", "refunded", True),
+    ("captured", "released", False),  # a charged seat is refunded, never released
+    ("released", "captured", False),
+    ("declined", "authorized", False),
+    ("captured", "captured", False),
+])
+def test_seat_payments_only_move_forward(current: str, target: str, allowed: bool) -> None:
+    assert seat_can_move(current, target) is allowed
+
+
+def test_each_attempt_at_a_seat_gets_its_own_intent() -> None:
+    assert seat_intent_idempotency_key("s1", 1) != seat_intent_idempotency_key("s1", 2)
