@@ -25,14 +25,18 @@ from typing import Any
 import psutil
 import psycopg
 
+from benchmarks import charts, verify_scale
 from fusion.auth import STAFF_SCOPES, TokenVerifier
 from fusion.config import DEFAULT_AUDIENCE
 from fusion.local.issuer import IssuerServer
 from fusion.local.platform import Platform
+from fusion.local.ports import gateway_port
 from fusion.registry import service_named
 
 OFFSET = 400
 ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "benchmarks" / "output"  # the charts of the last run
+LATENCIES: dict[str, list[float]] = {}  # the samples of each figure, in ms
 _tokens: dict[str, str] = {}  # bearer tokens of the platform's local issuer, by customer ("" = staff)
 _issuer: IssuerServer | None = None
 
@@ -52,10 +56,10 @@ def port(service: str) -> int:
 
 
 class Client:
-    """A keep-alive HTTP/1.1 client for one service (one per thread)."""
+    """A keep-alive HTTP/1.1 client for one service, or for the gateway at `at` (one per thread)."""
 
-    def __init__(self, service: str):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port(service), timeout=30)
+    def __init__(self, service: str, at: int | None = None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port(service) if at is None else at, timeout=30)
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
         payload = None if body is None else json.dumps(body)
@@ -78,6 +82,12 @@ def report(name: str, budget: str, figure: str) -> None:
     print(f"{name:<44} {figure}   budget {budget}", flush=True)
 
 
+def report_samples(name: str, budget: str, samples: list[float]) -> None:
+    """Print a figure's percentiles and keep its samples for the latency chart."""
+    LATENCIES[name] = samples
+    report(name, budget, percentiles(samples))
+
+
 def seed_products(database_url: str, count: int) -> None:
     with psycopg.connect(database_url) as conn, conn.cursor() as cur:
         with cur.copy("COPY catalog.products (id, sku, name, description, price_minor, price_exponent, currency, "
@@ -93,12 +103,25 @@ def bench_catalog_reads(requests: int = 600) -> None:
     for _ in range(20):
         client.call("GET", "/products?limit=50")
     first_page = [client.call("GET", "/products?limit=50")[2] for _ in range(requests)]
-    report("GET /products page of 50 (10,000 products)", "p95 <= 10 ms", percentiles(first_page))
+    report_samples("GET /products page of 50 (10,000 products)", "p95 <= 10 ms", first_page)
     deep = [client.call("GET", f"/products?limit=50&offset={n * 16 % 9950}")[2] for n in range(requests // 2)]
-    report("GET /products deep pages (offset to 9,950)", "-", percentiles(deep))
+    report_samples("GET /products deep pages (offset to 9,950)", "-", deep)
     filtered = [client.call("GET", f"/products?category=cat-{n % 20}&minPrice=10&limit=50")[2]
                 for n in range(requests // 2)]
-    report("GET /products?category&minPrice", "-", percentiles(filtered))
+    report_samples("GET /products?category&minPrice", "-", filtered)
+
+
+def bench_gateway(requests: int = 600) -> None:
+    """The same page of products directly and through the gateway, one after the other: what the hop adds."""
+    direct, through = Client("catalog"), Client("catalog", at=gateway_port())
+    for _ in range(20):
+        direct.call("GET", "/products?limit=50")
+        through.call("GET", "/products?limit=50")
+    pairs = [(direct.call("GET", "/products?limit=50")[2], through.call("GET", "/products?limit=50")[2])
+             for _ in range(requests)]
+    report_samples("GET /products page of 50, direct", "-", [d for d, _ in pairs])
+    report_samples("GET /products page of 50, through the gateway", "-", [t for _, t in pairs])
+    report("what the gateway adds (same request, paired)", "-", percentiles([t - d for d, t in pairs]))
 
 
 def create_sale_products(count: int) -> list[str]:
@@ -111,7 +134,7 @@ def create_sale_products(count: int) -> list[str]:
         assert status == 201
         skus.append(sku)
         latencies.append(elapsed)
-    report("POST /products", "(original p95 300 ms)", percentiles(latencies))
+    report_samples("POST /products", "(original p95 300 ms)", latencies)
     orders = Client("orders")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -178,19 +201,19 @@ def bench_event_latency(database_url: str, skus: list[str], rate: int = 10, seco
     ids = [order_id for order_id, _ in placed]
     wait_for_statuses(database_url, ids, {"shipped", "delivered"}, 120)
     hop, confirm = event_latencies(database_url, ids)
-    report(f"outbox commit -> handler start, {rate} orders/s", "p95 <= 20 ms", percentiles(hop))
-    report(f"placed -> confirmed, {rate} orders/s", "p95 <= 100 ms", percentiles(confirm))
+    report_samples(f"outbox commit -> handler start, {rate} orders/s", "p95 <= 20 ms", hop)
+    report_samples(f"placed -> confirmed, {rate} orders/s", "p95 <= 100 ms", confirm)
 
 
 def bench_order_burst(database_url: str, skus: list[str]) -> None:
     """50 clients placing orders as fast as they can, while the saga runs for every order."""
     placed = place_orders(skus, clients=50, per_client=20)
-    report("POST /orders, 50 concurrent clients", "p95 <= 25 ms", percentiles([ms for _, ms in placed]))
+    report_samples("POST /orders, 50 concurrent clients", "p95 <= 25 ms", [ms for _, ms in placed])
     ids = [order_id for order_id, _ in placed]
     wait_for_statuses(database_url, ids, {"shipped", "delivered"}, 300)
     hop, confirm = event_latencies(database_url, ids)
-    report("outbox commit -> handler start, in that burst", "-", percentiles(hop))
-    report("placed -> confirmed, in that burst", "-", percentiles(confirm))
+    report_samples("outbox commit -> handler start, in that burst", "-", hop)
+    report_samples("placed -> confirmed, in that burst", "-", confirm)
 
 
 def bench_sustained_saga(database_url: str, skus: list[str], rate: int = 60, seconds: int = 20) -> None:
@@ -246,7 +269,28 @@ def bench_token_verification(samples: int = 2000) -> None:
         started = time.perf_counter()
         verifier.principal(header)
         timings.append((time.perf_counter() - started) * 1000)
-    report("bearer token verification (RS256, keys cached)", "p50 <= 0.3 ms", percentiles(timings))
+    report_samples("bearer token verification (RS256, keys cached)", "p50 <= 0.3 ms", timings)
+
+
+def bench_verify(database_url: str) -> None:
+    """`fusion verify` over 100,000 more orders (written straight into the database, after the sagas)."""
+    timed(f"seeding {verify_scale.ORDERS:,} orders", lambda: verify_scale.seed(database_url))
+    timings, _ = verify_scale.measure(database_url)
+    report(f"fusion verify, {verify_scale.ORDERS:,} orders", "-",
+           f"best {min(timings):6.2f} s   worst {max(timings):6.2f} s   (n={len(timings)})")
+
+
+def report_metrics() -> None:
+    """Whether the processes serve /metrics while measured (they always count), and what one scrape of all costs."""
+    from fusion.observe import local_targets, scrape
+
+    targets = local_targets()
+    started = time.perf_counter()
+    taken = scrape(targets)
+    elapsed = (time.perf_counter() - started) * 1000
+    state = "on" if taken.samples else "off (no /metrics answered)"
+    print(f"metrics: {state}; {len(taken.samples)} samples, {sum(taken.health.values())}/{len(targets)} processes "
+          f"healthy; one scrape of every /metrics and /health took {elapsed:.0f} ms", flush=True)
 
 
 def timed(step: str, action: Callable[[], Any]) -> Any:
@@ -265,17 +309,26 @@ def main() -> int:
         platform = Platform(ROOT, env=env)
         try:
             timed("starting the platform", lambda: platform.start(progress=False))
+            report_metrics()
             global _issuer
             _issuer = platform.issuer
             bench_token_verification()
             database_url = platform.env["DATABASE_URL"]
             timed("seeding 10,000 products", lambda: seed_products(database_url, 10_000))
             bench_catalog_reads()
+            bench_gateway()
             skus = timed("creating products for sale", lambda: create_sale_products(50))
-            bench_event_latency(database_url, skus)
-            bench_order_burst(database_url, skus)
-            bench_sustained_saga(database_url, skus)
+            flow = charts.Flow(database_url).start()
+            try:
+                bench_event_latency(database_url, skus)
+                bench_order_burst(database_url, skus)
+                bench_sustained_saga(database_url, skus)
+            finally:
+                flow.stop()
             bench_cold_start(platform.env)
+            bench_verify(database_url)
+            for chart in charts.write(OUTPUT, LATENCIES, flow):
+                print(f"wrote {chart.relative_to(ROOT)}", flush=True)
         finally:
             platform.stop()
     return 0

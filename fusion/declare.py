@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ import flask
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from fusion import logs
+from fusion import logs, metrics, tracing
 from fusion.auth import ANONYMOUS, Access, Principal, acting_as, admit_delivery, caller, stop_acting, verifier
 from fusion.binding import Event, InvalidEvent, from_http
 from fusion.config import check_service_secrets, settings
@@ -26,7 +27,7 @@ from fusion.db import database_reachable
 from fusion.errors import DomainError
 from fusion.registry import SCHEDULED_RUNS, Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
 from fusion.topics import PING_TYPE, topic
-from fusion.uow import UnitOfWork, current_traceparent, unit_of_work
+from fusion.uow import UnitOfWork, unit_of_work
 from fusion.web import ApiError, http_error, is_printable, json_response, limit_body, utc_now
 
 HttpFunction = Callable[[flask.Request], flask.Response]
@@ -60,6 +61,7 @@ def boot(service: str) -> None:
     check_service_secrets(service)
     logs.configure(settings().log_level)
     logs.bind(service=service)
+    tracing.name_process(service)
 
 
 def health(service: str) -> flask.Response:
@@ -100,28 +102,68 @@ def _wrap(spec: FunctionSpec, serve: Callable[[flask.Request], flask.Response]) 
     def function(request: flask.Request) -> flask.Response:
         if _is_health(request):
             return health(spec.service)
-        token = current_traceparent.set(request.headers.get("traceparent"))
-        acting = None
-        try:
-            limit_body(request)
-            acting = acting_as(_identify(spec, request))
-            with logs.log_context(service=spec.service, function=spec.name):
-                return serve(request)
-        except ApiError as exc:
-            return exc.response()
-        except DomainError as exc:
-            return http_error(exc).response()
-        except Exception as exc:
-            return _internal_error(spec, exc)
-        finally:
-            if acting is not None:
-                stop_acting(acting)
-            current_traceparent.reset(token)
+        if spec.kind != "http":  # an event's span continues the event's traceparent, read in `serve`
+            return _answer(spec, serve, request)
+        with tracing.span(f"{request.method} {spec.name}", "server", request.headers.get("traceparent"),
+                          {"http.request.method": request.method, "url.path": request.path}) as traced:
+            response = _answer(spec, serve, request)
+            traced.note("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                traced.failed(f"answered {response.status_code}")
+            return response
 
-    function.__name__ = spec.target
-    function.spec = spec  # type: ignore[attr-defined]
-    register(spec, function)
-    return function
+    measured = _measured(spec, function)
+    measured.__name__ = spec.target
+    measured.spec = spec  # type: ignore[attr-defined]
+    register(spec, measured)
+    return measured
+
+
+def _measured(spec: FunctionSpec, function: HttpFunction) -> HttpFunction:
+    """`function` counted by route and status and timed; /metrics answered before anything else."""
+    def measured(request: flask.Request) -> flask.Response:
+        if metrics.is_metrics_request(request.method, request.path):
+            return _metrics()
+        started = time.perf_counter()
+        response = function(request)
+        if not _is_health(request):
+            metrics.observe_request(spec.service, spec.name, _route_label(spec, request), response.status_code,
+                                    time.perf_counter() - started)
+        return response
+
+    return measured
+
+
+def _metrics() -> flask.Response:
+    body, content_type = metrics.exposition()
+    return flask.Response(body, status=200, content_type=content_type)
+
+
+def _route_label(spec: FunctionSpec, request: flask.Request) -> str:
+    """The declared route a request came in by ("GET /orders/{id}"): a label of bounded cardinality."""
+    if spec.kind != "http":
+        return spec.kind  # "cloudevent" or "scheduled": one delivery route each
+    route = next((route for route in spec.routes if route.match(request.method, request.path) is not None), None)
+    return metrics.UNMATCHED if route is None else str(route)
+
+
+def _answer(spec: FunctionSpec, serve: Callable[[flask.Request], flask.Response],
+            request: flask.Request) -> flask.Response:
+    acting = None
+    try:
+        limit_body(request)
+        acting = acting_as(_identify(spec, request))
+        with logs.log_context(service=spec.service, function=spec.name):
+            return serve(request)
+    except ApiError as exc:
+        return exc.response()
+    except DomainError as exc:
+        return http_error(exc).response()
+    except Exception as exc:
+        return _internal_error(spec, exc)
+    finally:
+        if acting is not None:
+            stop_acting(acting)
 
 
 def _routes(routes: Iterable[str]) -> tuple[Route, ...]:
@@ -293,8 +335,9 @@ def event_handler(name: str, *, service: str, topics: Iterable[str], delivery: D
             if event.type not in handled:
                 log.warning("ignored event of type %s: %s handles %s", event.type, name, sorted(handled))
                 return _empty()
-            with logs.log_context(eventId=event.id, eventType=event.type):
-                current_traceparent.set(event.attributes.get("traceparent"))
+            with logs.log_context(eventId=event.id, eventType=event.type), \
+                    tracing.span(f"{spec.name} {event.type}", "consumer", event.attributes.get("traceparent"),
+                                 {"messaging.message.id": event.id, "cloudevents.event_type": event.type}):
                 try:
                     with unit_of_work(service) as uow:
                         if uow.first_delivery(spec.name, event):
@@ -325,7 +368,7 @@ def scheduled(name: str, *, service: str, schedule: str, delivery: Delivery | No
             if event.type != PING_TYPE:
                 log.warning("ignored event of type %s: %s runs on %s", event.type, name, PING_TYPE)
                 return _empty()
-            with logs.log_context(eventId=event.id):
+            with logs.log_context(eventId=event.id), tracing.span(spec.name, "internal", None):
                 fn(event)
             return _empty()
 
@@ -345,6 +388,8 @@ def service_dispatcher(service: str) -> HttpFunction:
     def serve(request: flask.Request) -> flask.Response:
         if _is_health(request):
             return health(service)
+        if metrics.is_metrics_request(request.method, request.path):
+            return _metrics()
         specs = functions_of(service)
         if request.path.startswith("/_functions/"):
             name = request.path.removeprefix("/_functions/").strip("/")
@@ -353,6 +398,7 @@ def service_dispatcher(service: str) -> HttpFunction:
         try:
             spec, _ = find_route(specs, request.method, request.path)
         except ApiError as exc:
+            metrics.observe_request(service, "", metrics.UNMATCHED, exc.status, 0.0)
             return exc.response()
         return _call(spec.name, request)
 

@@ -25,6 +25,17 @@ def upgrade(database_url: str | None = None, target: str = "heads") -> None:
     command.upgrade(alembic_config(database_url), target)
 
 
+def upgrade_each_service(database_url: str | None = None) -> None:
+    """Every service's branch to its head, one after the other, with a progress line."""
+    from fusion.progress import Progress
+
+    behind = [branch for branch, current, head in status(database_url) if current != head]
+    with Progress("migrations", len(behind)) as progress:
+        for branch in behind:
+            command.upgrade(alembic_config(database_url), f"{branch}@head")
+            progress.advance()
+
+
 def downgrade(target: str, database_url: str | None = None) -> None:
     """Downgrade to `target`: a revision, `<service>@-1` (one step of one service) or `base`."""
     command.downgrade(alembic_config(database_url), target)

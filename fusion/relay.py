@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
 
+from fusion import metrics, tracing
 from fusion.binding import Event
 from fusion.config import to_libpq_url
-from fusion.kafka import ensure_topics, produce, producer
+from fusion.kafka import ensure_topics, group_lag, produce, producer
 from fusion.topics import all_topic_names
 from fusion.uow import OUTBOX_CHANNEL
 
@@ -74,7 +75,9 @@ class OutboxRelay:
             ).fetchall()
             if not rows:
                 return 0, False
+            started = time.perf_counter()
             delivered = self._produce(rows)
+            metrics.observe_publish(schema, time.perf_counter() - started)
             if delivered:
                 conn.execute(f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY(%s)", (delivered,))
         if len(delivered) < len(rows):
@@ -96,7 +99,9 @@ class OutboxRelay:
 
         for row_id, topic_name, attributes, payload in rows:
             event = Event(attributes, bytes(payload) if payload is not None else None)
-            produce(kafka, topic_name, event, on_delivery=acknowledged(row_id))
+            with tracing.span(f"publish {topic_name}", "producer", event.attributes.get("traceparent"),
+                              {"messaging.destination.name": topic_name, "messaging.message.id": event.id}) as traced:
+                produce(kafka, topic_name, tracing.carried_by(event, traced), on_delivery=acknowledged(row_id))
             kafka.poll(0)
         kafka.flush(self.flush_timeout)
         return delivered
@@ -109,6 +114,16 @@ class OutboxRelay:
                     f"DELETE FROM {schema}.outbox WHERE published_at < now() - make_interval(secs => %s)",
                     (older_than,),
                 )
+
+    def backlog(self) -> dict[str, tuple[int, float]]:
+        """Per schema: the outbox rows waiting to be published, and the age in seconds of the oldest one.
+
+        Its own connection: Prometheus scrapes from another thread than the one publishing."""
+        with psycopg.connect(self.database_url, row_factory=tuple_row, connect_timeout=3, autocommit=True) as conn:
+            return {schema: conn.execute(
+                f"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 "
+                f"FROM {schema}.outbox WHERE published_at IS NULL").fetchone() or (0, 0.0)
+                for schema in self.schemas}
 
     def close(self) -> None:
         if self._producer is not None:
@@ -170,3 +185,22 @@ class OutboxRelay:
             ensure_topics(self.brokers, all_topic_names(), timeout=3)
         except Exception as exc:
             log.info("topics not checked, broker still unavailable: %s", exc)
+
+
+def register_metrics(relay: OutboxRelay, trigger_groups: Mapping[str, str]) -> None:
+    """The relay's gauges, read on each scrape: every outbox's backlog and, given the Triggers' consumer
+    groups (group → handler), their lag as Kafka has it: the cluster's counterpart of the local router's."""
+    def backlog(column: int) -> dict[tuple[str, ...], float]:
+        return {(schema,): float(row[column]) for schema, row in relay.backlog().items()}
+
+    gauges = [
+        metrics.Gauges(metrics.OUTBOX_WAITING, "outbox rows not yet published", ["schema"], lambda: backlog(0)),
+        metrics.Gauges(metrics.OUTBOX_OLDEST, "age of the oldest unpublished outbox row", ["schema"],
+                       lambda: backlog(1)),
+    ]
+    if trigger_groups:
+        gauges.append(metrics.Gauges(
+            metrics.CONSUMER_LAG, "messages a handler's consumer group has not committed yet", ["handler", "group"],
+            lambda: {(trigger_groups[group], group): float(lag)
+                     for group, lag in group_lag(relay.brokers, trigger_groups).items()}))
+    metrics.register_gauges(*gauges)

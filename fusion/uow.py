@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,9 +12,9 @@ from fusion.binding import Event, new_event
 from fusion.contracts import Contract
 from fusion.db import Connection, Result, pool
 from fusion.topics import topic_for_type
+from fusion.tracing import current_traceparent
 
 OUTBOX_CHANNEL = "fusion_outbox"
-current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent", default=None)
 
 
 def schema_of(service: str) -> str:

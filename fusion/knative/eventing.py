@@ -47,6 +47,18 @@ def trigger_name(function: str, topic_name: str) -> str:
     return dns_name(function, topic_name)
 
 
+def trigger_consumer_group(namespace: str, trigger: str) -> str:
+    """The Kafka consumer group the Knative Kafka Broker gives a Trigger (its default
+    `triggers.consumergroup.template`, knative-trigger-{{ .Namespace }}-{{ .Name }})."""
+    return f"knative-trigger-{namespace}-{trigger}"
+
+
+def handler_consumer_groups(specs: list[FunctionSpec], namespace: str) -> dict[str, str]:
+    """Each event handler's Trigger consumer groups, group → handler."""
+    return {trigger_consumer_group(namespace, trigger_name(spec.name, topic_name)): spec.name
+            for spec in specs if spec.kind == "cloudevent" for topic_name in spec.topics}
+
+
 def ping_source_name(function: str) -> str:
     return dns_name(function, "schedule")
 

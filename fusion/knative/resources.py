@@ -24,6 +24,7 @@ N8N_SECRET = "n8n-credentials"
 MIGRATIONS_DB_KEY = "migrations"
 RELAY_DB_KEY = "outbox-relay"
 STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+STRIPE_BROWSER_KEYS = ("STRIPE_PUBLISHABLE_KEY",)  # the pages' key: public, but the Stripe account's, set with it
 SHIPPING_KEYS = ("SHIPPING_CARRIER_SECRET",)  # carriers send it with their status updates
 N8N_SECRET_KEYS = (
     "N8N_BASIC_AUTH_USER",
@@ -35,7 +36,7 @@ N8N_SECRET_KEYS = (
     "DB_POSTGRESDB_USER",
     "DB_POSTGRESDB_PASSWORD",
 )
-SECRET_ENV_NAMES = frozenset({"DATABASE_URL", *STRIPE_KEYS, *SHIPPING_KEYS, *N8N_SECRET_KEYS})
+SECRET_ENV_NAMES = frozenset({"DATABASE_URL", *STRIPE_KEYS, *STRIPE_BROWSER_KEYS, *SHIPPING_KEYS, *N8N_SECRET_KEYS})
 
 BROKER = "fusion"
 NOTIFIER = "n8n"
@@ -91,6 +92,7 @@ def config_env(name: str) -> dict[str, Any]:
 
 OIDC_AUDIENCE = "fusioncommerce"  # the API's audience, as registered at the identity provider
 OIDC_SCOPE_CLAIM = "scope"  # Keycloak client scopes; `realm_access.roles` for realm roles
+STOREFRONT_OIDC_CLIENT_ID = "fusioncommerce-storefront"  # the pages' public client at the identity provider
 
 
 def oidc_env() -> list[dict[str, Any]]:
@@ -100,6 +102,16 @@ def oidc_env() -> list[dict[str, Any]]:
 
 def secret_env(name: str, secret: str, key: str | None = None) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key or name}}}
+
+
+CONTAINER_PORT = 8080  # every function's serving port
+MONITORING_NAMESPACE = "monitoring"  # where Prometheus runs; it scrapes the pods these annotations mark
+METRICS_PORT = 9400  # the relay's /metrics (a function's is on its serving port)
+
+
+def scrape_annotations(port: int) -> dict[str, str]:
+    """Pod annotations a Prometheus `kubernetes-pods` scrape job follows: /metrics on `port`."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
 
 
 def value_env(name: str, value: str) -> dict[str, Any]:

@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from fusion.knative.environments import Environment
-from fusion.knative.resources import BROKER, Manifest, labels, metadata, secret_env
+from fusion.knative.resources import (
+    BROKER,
+    CONTAINER_PORT,
+    MONITORING_NAMESPACE,
+    Manifest,
+    labels,
+    metadata,
+    secret_env,
+)
 from fusion.registry import FunctionSpec
 
 KAFKA_SECRET = "fusion-kafka"
@@ -77,7 +85,8 @@ def _namespace(name: str) -> dict[str, Any]:
 
 def network_policy(env: Environment) -> Manifest:
     """Function pods take requests only through Knative (its gateways and the activator): no pod of this
-    namespace or any other reaches a function directly, around the routing, the OIDC check and the policies."""
+    namespace or any other reaches a function directly, around the routing, the OIDC check and the policies.
+    Prometheus (the `monitoring` namespace) reaches the serving port, for /metrics."""
     name = "functions-through-knative-only"
     networking = {"namespaceSelector": {"matchLabels": {NETWORKING_NAMESPACE_LABEL: "true"}}}
     return {
@@ -87,7 +96,11 @@ def network_policy(env: Environment) -> Manifest:
         "spec": {
             "podSelector": {"matchExpressions": [{"key": KIND_LABEL, "operator": "Exists"}]},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [networking, _namespace(SERVING_NAMESPACE)]}],
+            "ingress": [{"from": [networking, _namespace(SERVING_NAMESPACE)]},
+                        # Prometheus scrapes /metrics on the serving port; every other path there still asks
+                        # for a token or a delivery identity.
+                        {"from": [_namespace(MONITORING_NAMESPACE)],
+                         "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
         },
     }
 

@@ -10,9 +10,10 @@ import sys
 import urllib.parse
 import uuid
 
+from fusion.progress import Progress
 from fusion.registry import services
 from fusion.smoke.report import StepResult
-from fusion.smoke.scenario import Credentials, SmokeTest
+from fusion.smoke.scenario import STEPS, Credentials, SmokeTest
 
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 60.0
@@ -103,8 +104,8 @@ def _credentials(staff: str | None, customer: str | None) -> Credentials | None:
                        customer or key.mint(issuer, audience, f"smoke-{run}", (), 600))
 
 
-def _print_step(result: StepResult) -> None:
-    print(f"{result.outcome.upper():<4}  {result.name:<15} {result.seconds:7.2f} s  {result.detail}", flush=True)
+def _step_line(result: StepResult) -> str:
+    return f"{result.outcome.upper():<4}  {result.name:<15} {result.seconds:7.2f} s  {result.detail}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.json:
         print("smoke test of " + ", ".join(f"{name} {url}" for name, url in urls.items()), flush=True)
-    report = SmokeTest(urls, args.timeout, credentials, on_step=None if args.json else _print_step).run()
+    with Progress("smoke test", len(STEPS)) as progress:
+        def step_done(result: StepResult) -> None:
+            progress.advance(note=_step_line(result))
+
+        report = SmokeTest(urls, args.timeout, credentials, on_step=None if args.json else step_done).run()
     print(json.dumps(report.as_json(), indent=2) if args.json else report.summary(), flush=True)
     return 0 if report.ok else 1
 

@@ -81,6 +81,25 @@ def test_staging_then_smoke_then_approved_production() -> None:
     assert "deploy/kube-deploy.sh build/production fusioncommerce-production" in _run_lines(production)
 
 
+def test_production_is_a_canary_behind_the_rollback_gate() -> None:
+    production = _workflow()["jobs"]["deploy-production"]
+    runs = [step.get("run", "") for step in production["steps"]]
+
+    def first(text: str) -> int:
+        return next(n for n, run in enumerate(runs) if text in run)
+
+    deploy = first("deploy/kube-deploy.sh build/production")
+    assert first("fusion gate --record-baseline") < first("deploy/canary.sh pin") < deploy
+    split = first('deploy/canary.sh split "$NS" build/canary "$CANARY_PERCENT"')
+    assert deploy < split < first("fusion gate --baseline")
+    gate = production["steps"][first("fusion gate --baseline")]
+    assert "--no-integrity" in gate["run"] and "fusion verify" in gate["run"], "integrity checked in the cluster"
+    rollback = production["steps"][first("deploy/canary.sh rollback")]
+    assert rollback["if"] == "failure() && steps.pin.outcome == 'success'"
+    assert first("deploy/canary.sh rollback") < first("deploy/canary.sh promote")
+    assert "kn service update" in (PROJECT_ROOT / "deploy" / "canary.sh").read_text()
+
+
 def test_every_action_is_pinned_by_commit_with_its_tag_in_a_comment() -> None:
     lines = [line.strip() for line in (PROJECT_ROOT / ".github" / "workflows" / "ci.yml").read_text().splitlines()]
     uses = [line.split("uses:", 1)[1].strip() for line in lines if "uses:" in line]

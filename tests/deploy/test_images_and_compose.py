@@ -109,7 +109,7 @@ def test_scripts_are_valid_shell() -> None:
     bash = shutil.which("bash")
     if bash is None:
         pytest.skip("bash is not installed: the deploy scripts were not syntax-checked")
-    for script in ("kube-deploy.sh", "fetch-schemas.sh"):
+    for script in ("kube-deploy.sh", "fetch-schemas.sh", "canary.sh"):
         subprocess.run([bash, "-n", str(PROJECT_ROOT / "deploy" / script)], check=True)
 
 

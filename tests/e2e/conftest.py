@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from otlp_receiver import OtlpReceiver
 from platform_runner import RunningPlatform, launch, new_database
 from support import free_port
 
@@ -35,11 +36,19 @@ def e2e_stripe_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def otlp() -> Iterator[OtlpReceiver]:
+    """Where the platform exports its traces (OTEL_EXPORTER_OTLP_ENDPOINT)."""
+    receiver = OtlpReceiver(free_port()).start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
 def platform(
-    e2e_database: str, e2e_broker: ManagedProcess, e2e_stripe_url: str, infra_dir: Path
+    e2e_database: str, e2e_broker: ManagedProcess, e2e_stripe_url: str, infra_dir: Path, otlp: OtlpReceiver
 ) -> Iterator[RunningPlatform]:
     running = launch(e2e_database, e2e_broker.url, infra_dir / "e2e-state", E2E_OFFSET,
                      infra_dir / "e2e-platform.out", FUSION_STRIPE_PORT=e2e_stripe_url.rsplit(":", 1)[1],
-                     ORDER_HOLD_SECONDS="6", FUSION_SCHEDULE_INTERVAL="1")
+                     ORDER_HOLD_SECONDS="6", FUSION_SCHEDULE_INTERVAL="1", OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint)
     yield running
     assert running.stop() == 0
