@@ -64,6 +64,9 @@ def producer(brokers: str, **overrides: Any) -> Producer:
         "socket.timeout.ms": 5000,
         "reconnect.backoff.max.ms": 1000,
         "topic.metadata.refresh.interval.ms": 5000,
+        # Topics come from ensure_topics with their partition count; a broker that auto-creates them on a
+        # producer's metadata request (Tansu after a restart) would give them its own count.
+        "allow.auto.create.topics": False,
     }
     config.update(overrides)
     return Producer(config)
@@ -109,3 +112,27 @@ def ensure_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeo
                 raise
     log.info("created topics %s", created)
     return created
+
+
+def group_lag(brokers: str, groups: Iterable[str], timeout: float = 5.0) -> dict[str, int]:
+    """Each consumer group's lag: the high-water offsets of the partitions it committed on, minus its commits.
+
+    A group that committed nothing yet is left out (the Knative Kafka Broker creates a Trigger's group on
+    its first delivery)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": brokers, **security(), "socket.timeout.ms": 5000})
+    lags: dict[str, int] = {}
+    for group in groups:
+        future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                   request_timeout=timeout)[group]
+        committed = [part for part in future.result(timeout=timeout).topic_partitions if part.offset >= 0]
+        if not committed:
+            continue
+        newest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        latest = admin.list_offsets({TopicPartition(p.topic, p.partition): newest for p in committed},
+                                    request_timeout=timeout)
+        highs = {(part.topic, part.partition): f.result(timeout=timeout).offset for part, f in latest.items()}
+        lags[group] = sum(max(0, highs[(p.topic, p.partition)] - p.offset) for p in committed)
+    return lags

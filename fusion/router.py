@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import urllib3
 
+from fusion import metrics
 from fusion.auth import delivery_audience
 from fusion.binding import Event, from_kafka, now_iso, to_http
 from fusion.cron import Cron
 from fusion.dataplane import Attempt, Verdict, dead_letter, judge, reply_event
-from fusion.kafka import consumer, produce, producer
+from fusion.kafka import consumer, ensure_topics, produce, producer
 from fusion.registry import Delivery, FunctionSpec
-from fusion.topics import DLQ_SUFFIX, PING_TYPE, ping_source_address, topic, topic_for_type
+from fusion.topics import DLQ_SUFFIX, PING_TYPE, all_topic_names, ping_source_address, topic, topic_for_type
 
 if TYPE_CHECKING:
     from fusion.local.issuer import DeliveryTokens
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("fusion.router")
 LANES = 8
 COMMIT_INTERVAL = 0.2
+TOPICS_CHECK_INTERVAL = 2.0  # at most one topic creation pass this often
+PARTITIONS_CHECK_INTERVAL = 0.5
+METADATA_TIMEOUT = 2.0
+LAG_INTERVAL = 1.0  # seconds between two measurements of a handler's consumer lag
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,11 @@ class Subscription:
     types: frozenset[str]
     delivery: Delivery
     audience: str  # of the delivery token the handler checks
+
+
+def group_of(handler: str) -> str:
+    """The consumer group of a handler's subscription."""
+    return f"fusion.{handler}"
 
 
 def subscriptions(specs: list[FunctionSpec], base_url: Callable[[FunctionSpec], str]) -> list[Subscription]:
@@ -69,14 +79,25 @@ def service_url_from(template: str | None) -> Callable[[FunctionSpec], str]:
     return lambda spec: template.format(service=spec.service, port=spec.service_spec.port)
 
 
+def delivery_outcome(verdict: Verdict, retries_left: bool) -> str:
+    """How one attempt ended, as the delivery metrics count it."""
+    if verdict in (Verdict.DONE, Verdict.REPLY):
+        return metrics.DONE
+    if verdict is Verdict.RETRY:
+        return metrics.RETRIED if retries_left else metrics.DEAD_LETTERED
+    return metrics.REJECTED
+
+
 class Sender:
     """HTTP delivery with retries, backoff and dead letters, shared by events and pings."""
 
-    def __init__(self, kafka_producer: Any, stop: threading.Event, tokens: DeliveryTokens | None = None):
+    def __init__(self, kafka_producer: Any, stop: threading.Event, tokens: DeliveryTokens | None = None,
+                 twice: bool = False):
         self.http = urllib3.PoolManager(maxsize=LANES * 4, retries=False)
         self.producer = kafka_producer
         self.stop = stop
         self.tokens = tokens  # the sender identity handlers check; None sends none (they refuse then)
+        self.twice = twice  # every delivered event is delivered once more, as a redelivery would
         self.delivered = 0
         self.dead_lettered = 0
 
@@ -92,12 +113,15 @@ class Sender:
         return Attempt(response.status, dict(response.headers), response.data or b"")
 
     def deliver(self, event: Event, url: str, policy: Delivery, dlq: str | None,
-                audience: str | None = None) -> Verdict:
+                audience: str | None = None, handler: str = "") -> Verdict:
         """How the delivery ended; RETRY only when the router stopped first (the event is not done)."""
         retry = 0
         while True:
+            started = time.perf_counter()
             attempt = self.post(url, event, policy.timeout, audience)
             verdict = judge(attempt)
+            metrics.observe_delivery(handler, delivery_outcome(verdict, retry < policy.retries), retry + 1,
+                                     time.perf_counter() - started)
             if verdict is Verdict.REPLY:
                 self.publish(reply_event(attempt))
             if verdict in (Verdict.DONE, Verdict.REPLY):
@@ -108,10 +132,14 @@ class Sender:
                     return Verdict.RETRY  # retries left: the next router delivers it, not the dead letters
                 retry += 1
                 wait = policy.wait_before(retry)
-                log.info("retry %d of %s to %s in %.1f s (status %s)", retry, event.id, url, wait, attempt.status)
+                log.info("retry %d of %s to %s in %.1f s (status %s)", retry, event.id, url, wait, attempt.status,
+                         extra={"fields": {"eventId": event.id, "handler": handler, "failedAttempt": retry}})
                 if self.stop.wait(wait):
                     return Verdict.RETRY
                 continue
+            log.warning("%s gave up on %s after %d attempts", handler, event.id, retry + 1,
+                        extra={"fields": {"eventId": event.id, "handler": handler, "failedAttempt": retry + 1,
+                                          "deadLettered": True}})
             self.send_to_dead_letters(event, url, attempt, dlq)
             return Verdict.DEAD
 
@@ -149,6 +177,11 @@ class OffsetTracker:
         with self.lock:
             self.in_flight.get(part, set()).discard(offset)
 
+    def oldest_in_flight(self, part: tuple[str, int]) -> int | None:
+        with self.lock:
+            pending = self.in_flight.get(part)
+            return min(pending) if pending else None
+
     def forget(self, parts: list[tuple[str, int]]) -> None:
         with self.lock:
             for part in parts:
@@ -169,18 +202,65 @@ class OffsetTracker:
             return ready
 
 
-class HandlerConsumer:
-    """One consumer group for one handler, with LANES ordered lanes keyed by partition key."""
+class TopicRestorer:
+    """Creates the platform's topics again once a consumer finds one of them missing.
 
-    def __init__(self, sub: Subscription, brokers: str, sender: Sender, stop: threading.Event):
+    A memory-only broker (the embedded one) forgets its topics and groups when it restarts. They are
+    created here at once, with the partitions `fusion topics create` gives them (not the broker's
+    auto-created count). `losses` counts the times a topic was found missing: each consumer then
+    starts its partitions over from the group's committed offsets (the lost broker's are gone).
+    """
+
+    def __init__(self, brokers: str):
+        self.brokers = brokers
+        self.lock = threading.Lock()
+        self.creating = False
+        self.last_pass = -TOPICS_CHECK_INTERVAL
+        self.losses = 0
+
+    def topic_missing(self) -> None:
+        """Called from a consumer's poll loop, so the creation runs in a thread of its own."""
+        with self.lock:
+            self.losses += 1
+            if self.creating or time.monotonic() - self.last_pass < TOPICS_CHECK_INTERVAL:
+                return
+            self.creating = True
+        threading.Thread(target=self._create, name="topic-restorer", daemon=True).start()
+
+    def _create(self) -> None:
+        try:
+            created = ensure_topics(self.brokers, all_topic_names(), timeout=3)
+            if created:
+                log.warning("the broker had lost %d topics (a restart?); created them again", len(created))
+        except Exception as exc:
+            log.info("topics not created, broker still unavailable: %s", exc)
+        finally:
+            with self.lock:
+                self.creating = False
+                self.last_pass = time.monotonic()
+
+
+class HandlerConsumer:
+    """One consumer group for one handler, with LANES ordered lanes keyed by partition key.
+
+    It assigns itself every partition of its topics, and commits as the group, but does not join the
+    group: the one router is its only member, and the local broker's group coordination is what a
+    restart breaks (Tansu may keep a member that left as the group's leader, so a new one never gets
+    partitions). The partitions are checked every PARTITIONS_CHECK_INTERVAL seconds.
+    """
+
+    def __init__(self, sub: Subscription, brokers: str, sender: Sender, stop: threading.Event,
+                 restorer: TopicRestorer | None = None):
         self.sub = sub
         self.brokers = brokers
         self.sender = sender
         self.stop = stop
+        self.restorer = restorer
         self.tracker = OffsetTracker()
         self.lanes: list[queue.Queue[Any]] = [queue.Queue(maxsize=1000) for _ in range(LANES)]
         self.threads: list[threading.Thread] = []
         self.assigned = threading.Event()
+        self.lag = 0  # messages of its topics its group has not committed yet, as the broker tells
 
     def start(self) -> None:
         self.threads = [threading.Thread(target=self._consume, name=f"consume-{self.sub.name}", daemon=True)]
@@ -201,28 +281,68 @@ class HandlerConsumer:
         return self.lanes[offset % LANES]
 
     def _consume(self) -> None:
-        kafka = consumer(self.brokers, f"fusion.{self.sub.name}")
-
-        def on_assign(_consumer: Any, partitions: list[Any]) -> None:
-            self.assigned.set()
-
-        def on_revoke(_consumer: Any, partitions: list[Any]) -> None:
-            self._commit(kafka)
-            self.tracker.forget([(p.topic, p.partition) for p in partitions])
-
-        kafka.subscribe(list(self.sub.topics), on_assign=on_assign, on_revoke=on_revoke)
-        last_commit = time.monotonic()
+        kafka = consumer(self.brokers, group_of(self.sub.name))
+        assigned: set[tuple[str, int]] = set()
+        losses = self.restorer.losses if self.restorer is not None else 0
+        last_commit = last_lag = last_check = time.monotonic() - PARTITIONS_CHECK_INTERVAL
         try:
             while not self.stop.is_set():
+                if time.monotonic() - last_check >= PARTITIONS_CHECK_INTERVAL:
+                    if self.restorer is not None and self.restorer.losses != losses:
+                        losses = self.restorer.losses
+                        self._unassign(kafka, assigned, set(assigned))  # positions of a broker that is gone
+                    self._follow_partitions(kafka, assigned)
+                    last_check = time.monotonic()
                 message = kafka.poll(0.2)
                 if message is not None:
                     self._dispatch(message)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL:
                     self._commit(kafka)
                     last_commit = time.monotonic()
+                if time.monotonic() - last_lag >= LAG_INTERVAL:
+                    self._measure_lag(kafka)
+                    last_lag = time.monotonic()
             self._commit(kafka)
         finally:
             kafka.close()
+
+    def _follow_partitions(self, kafka: Any, assigned: set[tuple[str, int]]) -> None:
+        """Assign the partitions of the handler's topics that appeared, from the group's committed offsets
+        (the topic's start when none), and drop the ones that vanished."""
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+        try:
+            topics = kafka.list_topics(timeout=METADATA_TIMEOUT).topics
+        except KafkaException as exc:
+            log.debug("partitions of %s not checked: %s", self.sub.name, exc)
+            return
+        present = {(name, part) for name in self.sub.topics
+                   if name in topics and topics[name].error is None for part in topics[name].partitions}
+        if len({name for name, _ in present}) < len(self.sub.topics) and self.restorer is not None:
+            self.restorer.topic_missing()
+        self._unassign(kafka, assigned, assigned - present)
+        new = sorted(present - assigned)
+        if not new:
+            return
+        try:
+            committed = kafka.committed([TopicPartition(t, p) for t, p in new], timeout=METADATA_TIMEOUT)
+        except KafkaException as exc:
+            log.debug("committed offsets of %s not read: %s", self.sub.name, exc)
+            return
+        kafka.incremental_assign([TopicPartition(c.topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING)
+                                  for c in committed])
+        assigned.update(new)
+        self.assigned.set()
+
+    def _unassign(self, kafka: Any, assigned: set[tuple[str, int]], parts: set[tuple[str, int]]) -> None:
+        """Drop `parts` without committing: after a broker loss their offsets would be the lost broker's."""
+        if not parts:
+            return
+        from confluent_kafka import TopicPartition
+
+        kafka.incremental_unassign([TopicPartition(t, p) for t, p in parts])
+        self.tracker.forget(list(parts))
+        assigned.difference_update(parts)
 
     def _dispatch(self, message: Any) -> None:
         if message.error():
@@ -237,6 +357,31 @@ class HandlerConsumer:
                 return
             except queue.Full:
                 continue
+
+    def _measure_lag(self, kafka: Any) -> None:
+        """High-water offsets minus the first offset not yet committable, over the assigned partitions.
+
+        Both are known here without asking the broker: the high-water mark comes with every fetch, and what
+        is committed next is the oldest event in flight, else the consumer's position."""
+        from confluent_kafka import KafkaException
+
+        try:
+            lag = 0
+            for part in kafka.assignment():
+                low, high = kafka.get_watermark_offsets(part, cached=True)
+                if high >= 0:  # nothing fetched yet: no high-water mark known
+                    lag += max(0, high - self._first_unsettled(kafka, part, low))
+        except KafkaException as exc:
+            log.debug("lag of %s not measured: %s", self.sub.name, exc)
+            return
+        self.lag = lag
+
+    def _first_unsettled(self, kafka: Any, part: Any, low: int) -> int:
+        oldest = self.tracker.oldest_in_flight((part.topic, part.partition))
+        if oldest is not None:
+            return oldest
+        (position,) = kafka.position([part])
+        return int(position.offset) if position.offset >= 0 else max(low, 0)
 
     def _commit(self, kafka: Any) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -271,8 +416,11 @@ class HandlerConsumer:
             return True
         if event.type not in self.sub.types:
             return True  # the Trigger's type filter
-        verdict = self.sender.deliver(event, self.sub.url, self.sub.delivery, message.topic() + DLQ_SUFFIX,
-                                      self.sub.audience)
+        for _ in range(2 if self.sender.twice else 1):
+            verdict = self.sender.deliver(event, self.sub.url, self.sub.delivery, message.topic() + DLQ_SUFFIX,
+                                          self.sub.audience, handler=self.sub.name)
+            if verdict not in (Verdict.DONE, Verdict.REPLY):
+                break
         return verdict is not Verdict.RETRY
 
 
@@ -302,7 +450,7 @@ class Scheduler:
     def fire(self, spec: FunctionSpec) -> None:
         self.fired += 1
         self.sender.deliver(ping_event(spec), self.base_url(spec) + spec.event_path, spec.policy,
-                            dlq=None, audience=delivery_audience(spec.name))
+                            dlq=None, audience=delivery_audience(spec.name), handler=spec.name)
 
     def run(self) -> None:
         last_minute = None
@@ -324,10 +472,11 @@ class Scheduler:
 class Router:
     def __init__(self, specs: list[FunctionSpec], brokers: str, *,
                  base_url: Callable[[FunctionSpec], str] = local_url, schedule_interval: float | None = None,
-                 tokens: DeliveryTokens | None = None):
+                 tokens: DeliveryTokens | None = None, deliver_twice: bool = False):
         self.stop = threading.Event()
-        self.sender = Sender(producer(brokers), self.stop, tokens)
-        self.consumers = [HandlerConsumer(sub, brokers, self.sender, self.stop)
+        self.sender = Sender(producer(brokers), self.stop, tokens, deliver_twice)
+        restorer = TopicRestorer(brokers)
+        self.consumers = [HandlerConsumer(sub, brokers, self.sender, self.stop, restorer)
                           for sub in subscriptions(specs, base_url)]
         self.scheduler = Scheduler(specs, self.sender, base_url, self.stop, schedule_interval)
         self._scheduler_thread = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
@@ -336,6 +485,16 @@ class Router:
         for handler in self.consumers:
             handler.start()
         self._scheduler_thread.start()
+
+    def lag(self) -> dict[str, int]:
+        """Each handler's consumer lag, as last measured."""
+        return {handler.sub.name: handler.lag for handler in self.consumers}
+
+    def register_metrics(self) -> None:
+        """Each handler's consumer lag as a gauge, read on each scrape."""
+        metrics.register_gauges(metrics.Gauges(
+            metrics.CONSUMER_LAG, "messages a handler's consumer group has not committed yet", ["handler", "group"],
+            lambda: {(name, group_of(name)): float(lag) for name, lag in self.lag().items()}))
 
     def wait_until_assigned(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

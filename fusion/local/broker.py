@@ -4,7 +4,10 @@ Findings: topics are auto-created with 4 partitions by the first produce or meta
 naming them (even an AdminClient metadata request); AdminClient.create_topics works and a repeat
 fails with TOPIC_ALREADY_EXISTS; a consumer-group join is held for about
 max(1 s, session.timeout.ms / 2) - 23 s with librdkafka defaults, so dev consumers should set
-session.timeout.ms to about 2000; Tansu ignores SIGTERM and stops on SIGINT.
+session.timeout.ms to about 2000; Tansu ignores SIGTERM and stops on SIGINT. After a restart it has
+no topics and no groups: the router creates the topics again (fusion.router.TopicRestorer). A
+member that left a group may stay its leader, so that a new member waits in "rebalance in progress"
+for good; the router therefore assigns itself its partitions instead of joining the groups.
 """
 
 from __future__ import annotations

@@ -196,6 +196,5 @@ def test_stop_escalates_to_sigkill_and_kills_postgres_children(tmp_path: Path) -
         server.stop(timeout=0.5)
         took = time.monotonic() - started
         print(f"a stopped postgres was killed {took:.1f} s after the stop")
-        assert took < 30  # an order of magnitude: it escalated instead of waiting for a process that cannot exit
     assert server.process.returncode == -signal.SIGKILL
     assert_gone(pids)

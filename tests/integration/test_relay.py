@@ -8,21 +8,27 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
 from confluent_kafka import TopicPartition
 from psycopg.conninfo import conninfo_to_dict
+from support import free_port
 
+from fusion import config, db
 from fusion.binding import from_kafka
 from fusion.config import to_libpq_url
 from fusion.contracts import InventoryReleased, StockLine
 from fusion.db import pool
 from fusion.kafka import consumer, ensure_topics
+from fusion.local.postgres import start_postgres
 from fusion.local.process import ManagedProcess
+from fusion.migrate import upgrade
 from fusion.relay import OutboxRelay, PublishFailed
 from fusion.topics import all_topic_names
 from fusion.uow import unit_of_work
+from fusion.waiting import wait_until
 
 TOPIC = "inventory.released"
 RELAY_APP = "relay-under-test"
@@ -102,10 +108,7 @@ def test_relay_publishes_right_after_commit_in_binary_mode(clean_db: str, broker
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+    wait_until(condition, timeout, 0.05, "the relay")
 
 
 def topic_end(brokers: str) -> int:
@@ -172,6 +175,52 @@ def test_relay_survives_a_database_outage_and_publishes_each_event_once(
             stage_event(subjects[1])  # committed while the relay cannot reach the database
             wait_for(lambda: outage_reports() >= 2)  # it failed to reconnect at least once
             assert unpublished() == 1
+        wait_for(lambda: unpublished() == 0)
+        stage_event(subjects[2])
+        wait_for(lambda: unpublished() == 0)
+    finally:
+        stop.set()
+        worker.join(10)
+    keys = published_keys(broker.url, start)
+    assert sorted(key for key in keys if key in subjects) == sorted(subjects)
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ManagedProcess]]:
+    """A PostgreSQL of the test's own, to be stopped and started again; DATABASE_URL points at it meanwhile."""
+    server = [start_postgres(tmp_path / "pg", free_port(), log_file=tmp_path / "pg.log")]
+    upgrade(server[0].url)
+    monkeypatch.setenv("DATABASE_URL", server[0].url)
+    config.settings.cache_clear()
+    db.reset_pool()
+    yield server
+    db.reset_pool()
+    server[0].stop()
+    monkeypatch.undo()
+    config.settings.cache_clear()
+
+
+def test_relay_survives_a_postgres_restart_and_publishes_each_event_once(
+    own_postgres: list[ManagedProcess], broker: ManagedProcess, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    ensure_topics(broker.url, all_topic_names())
+    start = topic_end(broker.url)
+    subjects = [f"restart-{n}-{uuid.uuid4()}" for n in range(3)]
+    server = own_postgres
+    port = int(server[0].url.rsplit(":", 1)[1].split("/")[0])
+    stop = threading.Event()
+    relay = OutboxRelay(server[0].url, broker.url, ["inventory"])
+    worker = threading.Thread(target=relay.run, args=(stop, 0.5), daemon=True)
+    worker.start()
+    caplog.set_level(logging.WARNING, logger="fusion.relay")
+    try:
+        stage_event(subjects[0])
+        wait_for(lambda: unpublished() == 0)
+        server[0].stop()
+        wait_for(lambda: sum("database unavailable for the relay" in r.getMessage() for r in caplog.records) >= 2)
+        server[0] = start_postgres(tmp_path / "pg", port, log_file=tmp_path / "pg-again.log")
+        db.reset_pool()  # the test's own connections died with the server
+        stage_event(subjects[1])
         wait_for(lambda: unpublished() == 0)
         stage_event(subjects[2])
         wait_for(lambda: unpublished() == 0)

@@ -15,14 +15,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from support import free_port
 
 from fusion.binding import Event, from_kafka, new_event, to_kafka
 from fusion.contracts import InventoryReleased, StockLine
 from fusion.kafka import consumer, ensure_topics, producer
+from fusion.local.broker import start_broker
 from fusion.local.process import ManagedProcess
 from fusion.registry import Delivery, FunctionSpec
 from fusion.router import LANES, Router
 from fusion.topics import all_topic_names
+from fusion.waiting import wait_until
 
 TOPIC = "inventory.released"
 
@@ -36,13 +41,13 @@ class Subscriber:
     delay: float = 0.0
     fail_first: dict[str, int] = field(default_factory=dict)  # event id -> attempts answered 500
     hang: set[str] = field(default_factory=set)  # subjects whose attempts wait for `release`
+    hang_first: dict[str, int] = field(default_factory=dict)  # event id -> attempts that wait for `release`
     release: threading.Event = field(default_factory=threading.Event)
 
     def answer(self, subject: str, event_id: str) -> tuple[int, dict[str, str], bytes]:
-        if subject in self.hang:
+        if subject in self.hang or _take_one(self.hang_first, event_id):
             self.release.wait(60)
-        if self.fail_first.get(event_id, 0) > 0:
-            self.fail_first[event_id] -= 1
+        if _take_one(self.fail_first, event_id):
             return 500, {}, b""
         return self.answers.get(subject, (204, {}, b""))
 
@@ -74,6 +79,14 @@ class Subscriber:
                 pass
 
         return Handler
+
+
+def _take_one(counts: dict[str, int], event_id: str) -> bool:
+    """Count one attempt off `event_id`'s remaining ones; False when none are left."""
+    if counts.get(event_id, 0) <= 0:
+        return False
+    counts[event_id] -= 1
+    return True
 
 
 @pytest.fixture
@@ -141,10 +154,7 @@ def records(brokers: str, topic_name: str, subject: str, timeout: float = 20.0, 
 
 
 def wait_for(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+    wait_until(condition, timeout, 0.05, "the awaited deliveries")
 
 
 def test_failing_handler_is_retried_with_backoff_then_dead_lettered(topics: str, subscriber: Any) -> None:
@@ -358,3 +368,135 @@ def test_an_attempt_at_a_hanging_handler_is_cut_at_the_timeout_then_dead_lettere
     assert times[1] - times[0] >= policy.timeout + policy.wait_before(1) - 0.05
     assert [letter.id for letter in dead] == [event.id]
     assert "knativeerrorcode" not in dead[0].attributes  # no answer: the attempt was cut
+
+
+def other_key_than(key: str) -> str:
+    """A partition key whose events go to another lane than `key`'s."""
+    return next(other for other in (f"other-{uuid.uuid4()}" for _ in range(100)) if lane_of(other) != lane_of(key))
+
+
+def topic_end(brokers: str) -> int:
+    reader = consumer(brokers, f"test-reader-{uuid.uuid4()}")
+    try:
+        return int(reader.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=10)[1])
+    finally:
+        reader.close()
+
+
+def committed_offset(brokers: str, group: str) -> int:
+    """The offset the group `group` committed on the topic's partition (negative: none yet)."""
+    reader = consumer(brokers, group)  # never subscribes, so it does not join the group
+    try:
+        [committed] = reader.committed([TopicPartition(TOPIC, 0)], timeout=10)
+        return int(committed.offset)
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("ending", ["closed", "killed"])
+def test_offsets_are_committed_only_below_an_event_in_flight(topics: str, subscriber: Any, ending: str) -> None:
+    """Later events that were delivered are above the commit: a new router delivers them again, loses none."""
+    sub, url = subscriber
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    held = f"held-{uuid.uuid4()}"
+    other = other_key_than(held)
+    sub.answers[held] = (503, {}, b"")
+    held_at = topic_end(topics)
+    stuck = send(topics, released(held))
+    later = [send(topics, released(other)) for _ in range(3)]
+
+    def later_delivered_and_committed() -> bool:
+        return (len(sub.ids(other)) == len(later) and len(sub.ids(held)) >= 2
+                and committed_offset(topics, f"fusion.{name}") == held_at)
+
+    run_router_until(topics, url, name, ending, later_delivered_and_committed)
+    assert committed_offset(topics, f"fusion.{name}") == held_at, "nothing at or above the event in flight"
+    del sub.answers[held]
+    router = start_router(topics, url, IN_FLIGHT_POLICY, name)
+    try:
+        wait_for(lambda: stuck.id in sub.ids(held)[-1:] and len(sub.ids(other)) == 2 * len(later), timeout=30)
+        wait_for(lambda: committed_offset(topics, f"fusion.{name}") == held_at + 1 + len(later))
+    finally:
+        router.close()
+    assert set(sub.ids(held)) == {stuck.id}
+    assert sub.ids(other) == [event.id for event in later] * 2, "redelivered in their order, none lost"
+
+
+def test_retries_keep_the_order_of_one_key(topics: str, subscriber: Any) -> None:
+    sub, url = subscriber
+    subject = f"order-{uuid.uuid4()}"
+    events = [released(subject) for _ in range(8)]
+    for position, failures in ((0, 1), (3, 2), (6, 1)):
+        sub.fail_first[events[position].id] = failures
+    router = start_router(topics, url, Delivery(retries=3, backoff="linear", delay=0.1))
+    try:
+        for event in events:
+            send(topics, event)
+        wait_for(lambda: len(sub.ids(subject)) == len(events) + 4)
+    finally:
+        router.close()
+    first_attempts = list(dict.fromkeys(sub.ids(subject)))
+    assert first_attempts == [event.id for event in events], "no event is tried before the one ahead succeeded"
+    assert sub.ids(subject).count(events[3].id) == 3
+    assert router.sender.dead_lettered == 0
+
+
+def test_a_hanging_attempt_is_cut_and_retried_while_later_events_flow(topics: str, subscriber: Any) -> None:
+    sub, url = subscriber
+    subject = f"hang-once-{uuid.uuid4()}"
+    other = other_key_than(subject)
+    first, second, elsewhere = released(subject), released(subject), released(other)
+    sub.hang_first[first.id] = 1  # the first attempt hangs for 60 s; the retry is answered
+    router = start_router(topics, url, Delivery(retries=2, backoff="linear", delay=0.2, timeout=1.0))
+    try:
+        for event in (first, second, elsewhere):
+            send(topics, event)
+        wait_for(lambda: second.id in sub.ids(subject) and other in sub.attempts, timeout=30)
+    finally:
+        router.close()
+    assert sub.ids(subject) == [first.id, first.id, second.id]
+    assert sub.ids(other) == [elsewhere.id]
+    assert sub.attempts[other][0][0] < sub.attempts[subject][1][0], "the other key did not wait for the hang"
+    assert router.sender.dead_lettered == 0
+
+
+def test_a_router_delivers_again_after_its_memory_broker_restarts(subscriber: Any, tmp_path: Any) -> None:
+    """The restarted broker has lost its topics and groups: the router creates the topics again, with their
+    partition count, and its groups rejoin them."""
+    sub, url = subscriber
+    port = free_port()
+    broker = start_broker(port, log_file=tmp_path / "broker.log")
+    ensure_topics(broker.url, all_topic_names())
+    router = start_router(broker.url, url, Delivery(retries=3, delay=0.2))
+    try:
+        before = publish(broker.url, f"before-{uuid.uuid4()}")
+        wait_for(lambda: before.subject in sub.attempts)
+        broker.stop()
+        broker = start_broker(port, log_file=tmp_path / "broker-again.log")
+        back = time.monotonic()
+        after = publish_when_possible(broker.url, f"after-{uuid.uuid4()}")
+        wait_for(lambda: after.subject in sub.attempts, timeout=60)
+        print(f"delivered again {time.monotonic() - back:.1f} s after the broker was back")
+        topics_now = AdminClient({"bootstrap.servers": broker.url}).list_topics(timeout=10).topics
+        assert len(topics_now[TOPIC].partitions) == 1, "created as `fusion topics create` does, not auto-created"
+    finally:
+        router.close()
+        broker.stop()
+    assert sub.ids(after.subject) == [after.id]
+
+
+def publish_when_possible(brokers: str, subject: str) -> Event:
+    """Publish once the topic is back (producers do not create topics)."""
+    event = released(subject)
+    headers, key, value = to_kafka(event)
+    kafka = producer(brokers)
+
+    def published() -> bool:
+        outcome: list[Any] = []
+        kafka.produce(TOPIC, value=value, key=key, headers=headers,
+                      on_delivery=lambda error, _message: outcome.append(error))
+        kafka.flush(10)
+        return outcome == [None]
+
+    wait_until(published, 60, 0.2, "the topic back on the restarted broker")
+    return event
