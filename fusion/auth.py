@@ -31,6 +31,7 @@ STAFF_SCOPES = (
     "payments:refund",
     "campaigns:write",
     "shipping:manage",
+    "operations:manage",
 )
 FETCH_TIMEOUT_SECONDS = 3.0
 KEYS_LIFETIME_SECONDS = 300.0  # keys are fetched again after this, so a rotation is picked up

@@ -8,12 +8,13 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fusion.config import ConfigError
 
 if TYPE_CHECKING:
     from fusion.local.issuer import DeliveryTokens
+    from fusion.relay import OutboxRelay
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +66,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from fusion import migrate
 
     if args.action == "up":
-        migrate.upgrade()
+        migrate.upgrade_each_service()
         print("migrations applied")
     elif args.action == "down":
         if not args.target:
@@ -100,11 +101,26 @@ def _relay(args: argparse.Namespace) -> int:
         print(f"published {relay.publish_pending()} events")
         relay.close()
         return 0
+    _serve_relay_metrics(relay)
     return _run_until_signal(relay.run)
 
 
+def _serve_relay_metrics(relay: OutboxRelay) -> None:
+    """/metrics on FUSION_METRICS_ADDRESS: the outboxes and, with FUSION_TRIGGER_NAMESPACE, the Triggers' lag."""
+    from fusion import metrics
+    from fusion.knative.eventing import handler_consumer_groups
+    from fusion.registry import load_all
+    from fusion.relay import register_metrics
+
+    namespace = os.environ.get("FUSION_TRIGGER_NAMESPACE", "").strip()
+    groups = handler_consumer_groups(list(load_all().values()), namespace) if namespace else {}
+    register_metrics(relay, groups)
+    metrics.serve_metrics()
+
+
 def _router(args: argparse.Namespace) -> int:
-    from fusion.config import settings
+    from fusion import metrics
+    from fusion.config import deliver_twice, settings
     from fusion.registry import load_all
     from fusion.router import Router, service_url_from
 
@@ -112,8 +128,10 @@ def _router(args: argparse.Namespace) -> int:
     interval = float(os.environ.get("FUSION_SCHEDULE_INTERVAL", "0")) or None
     base_url = service_url_from(os.environ.get("FUSION_SERVICE_URL_TEMPLATE"))
     router = Router(list(load_all().values()), settings().kafka_brokers, base_url=base_url,
-                    schedule_interval=interval, tokens=_delivery_tokens())
+                    schedule_interval=interval, tokens=_delivery_tokens(), deliver_twice=deliver_twice())
     router.start()
+    router.register_metrics()
+    metrics.serve_metrics()
     if not router.wait_until_assigned(60):
         print("warning: some consumer groups were not assigned within 60 s", file=sys.stderr)
     ready_file = os.environ.get("FUSION_ROUTER_READY_FILE")
@@ -122,6 +140,22 @@ def _router(args: argparse.Namespace) -> int:
     def serve_until(stop: threading.Event) -> None:
         stop.wait()
         router.close()
+
+    return _run_until_signal(serve_until)
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from fusion.local.gateway import from_registry, serve
+    from fusion.local.ports import gateway_port
+
+    _log_as("gateway")
+    port = gateway_port() if args.port is None else args.port
+    server = serve(args.host, port, from_registry(os.environ.get("FUSION_SERVICE_URL_TEMPLATE")))
+    print(f"gateway on http://{args.host}:{port}", flush=True)
+
+    def serve_until(stop: threading.Event) -> None:
+        stop.wait()
+        server.shutdown()
 
     return _run_until_signal(serve_until)
 
@@ -139,11 +173,12 @@ def _delivery_tokens() -> DeliveryTokens | None:
 
 
 def _log_as(part: str) -> None:
-    from fusion import logs
+    from fusion import logs, tracing
     from fusion.config import settings
 
     logs.configure(settings().log_level)
     logs.bind(service=part)
+    tracing.name_process(part)
 
 
 def _run_until_signal(work: Callable[[threading.Event], object]) -> int:
@@ -172,6 +207,30 @@ def _dlq(args: argparse.Namespace) -> int:
     if args.action == "list":
         return dlq.list_dead_letters(args.topic)
     return dlq.replay(args.topic)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from fusion.db import pool
+    from fusion.timeline import UnknownOrder, render, router_log_attempts, saga_of
+
+    attempts = router_log_attempts(state_dir() / "logs" / "router.log")
+    try:
+        with pool().connect() as conn:
+            print(render(*saga_of(conn, args.order_id, attempts)), end="")
+    except UnknownOrder as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from fusion.verify import UNPUBLISHED_AFTER_SECONDS, Limits, checks, violations
+
+    found = violations(limits=Limits.from_settings(args.unpublished_after or UNPUBLISHED_AFTER_SECONDS))
+    for violation in found:
+        print(violation.describe())
+    print(f"{len(checks())} checks, {len(found)} violations")
+    return 1 if found else 0
 
 
 # Subcommands with options of their own: everything after their name is theirs.
@@ -226,13 +285,15 @@ def _token(args: argparse.Namespace) -> int:
 
 def _issuer(args: argparse.Namespace) -> int:
     from fusion.config import DEFAULT_AUDIENCE, settings
-    from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer
+    from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer, storefront_client
 
     if settings().environment != "development":
         print("fusion issuer is the local development issuer; point OIDC_ISSUER at a real one", file=sys.stderr)
         return 2
-    server = IssuerServer(IssuerKey.load_or_create(state_dir()), args.port, host=args.host, public_url=args.public_url)
-    remember_issuer(state_dir(), server.issuer, os.environ.get("OIDC_AUDIENCE") or DEFAULT_AUDIENCE)
+    audience = os.environ.get("OIDC_AUDIENCE") or DEFAULT_AUDIENCE
+    server = IssuerServer(IssuerKey.load_or_create(state_dir()), args.port, host=args.host, public_url=args.public_url,
+                          audience=audience, client=storefront_client(os.environ))
+    remember_issuer(state_dir(), server.issuer, audience)
     server.start()
     print(f"local OIDC issuer {server.issuer} on {args.host}:{args.port}", flush=True)
 
@@ -241,6 +302,61 @@ def _issuer(args: argparse.Namespace) -> int:
         server.stop()
 
     return _run_until_signal(serve_until)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from fusion.status import show
+
+    return show(args.prometheus, args.selector, args.window, args.interval, args.watch)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from fusion import gate
+    from fusion.observe import Prometheus, watch_locally
+
+    thresholds = gate.Thresholds(args.max_error_rate, args.p95_factor, args.unhealthy, args.max_lag,
+                                 args.min_requests, args.latency_floor)
+    read = Prometheus(args.prometheus, args.selector).snapshot if args.prometheus else watch_locally
+    return gate.run(read, args.window, thresholds, record=args.record_baseline, baseline=args.baseline,
+                    check_integrity=not args.no_integrity)
+
+
+def _figures_source(parser: argparse.ArgumentParser, window: str) -> None:
+    """Where `fusion status` and `fusion gate` read the figures: the local processes, or a Prometheus."""
+    parser.add_argument("--prometheus", metavar="URL", help="a Prometheus HTTP API (default: scrape the local "
+                        "platform's /metrics)")
+    parser.add_argument("--selector", default="", help="label matchers every Prometheus series must carry, "
+                        "e.g. 'namespace=\"fusioncommerce-production\"'")
+    parser.add_argument("--window", type=_duration, default=_duration(window),
+                        help=f"how far back the rates and p95 reach, e.g. 30s, 5m (default {window}; locally the "
+                             "command watches that long)")
+
+
+def _gate_parser(sub: Any) -> None:
+    from fusion.gate import Thresholds
+
+    gate = sub.add_parser("gate", help="the rollback gate: record the pre-deploy baseline, or judge a deploy "
+                          "against it (exit 1 naming each failed criterion)")
+    which = gate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--record-baseline", type=Path, metavar="FILE", help="write the baseline (p95 per "
+                       "function, error rate) of the window to FILE")
+    which.add_argument("--baseline", type=Path, metavar="FILE", help="judge the window against this baseline")
+    _figures_source(gate, "30m")
+    defaults = Thresholds()
+    gate.add_argument("--max-error-rate", type=float, default=defaults.max_error_rate,
+                      help=f"share of 5xx answers above which to roll back (default {defaults.max_error_rate})")
+    gate.add_argument("--p95-factor", type=float, default=defaults.p95_factor,
+                      help=f"a function's p95 above this times its baseline fails (default {defaults.p95_factor:g})")
+    gate.add_argument("--unhealthy", type=int, default=defaults.unhealthy,
+                      help=f"this many pods or processes failing health fail (default {defaults.unhealthy})")
+    gate.add_argument("--max-lag", type=float, default=defaults.max_lag,
+                      help=f"a consumer lag above this many messages fails (default {defaults.max_lag:.0f})")
+    gate.add_argument("--min-requests", type=int, default=defaults.min_requests,
+                      help=f"a p95 is judged on at least this many requests (default {defaults.min_requests})")
+    gate.add_argument("--latency-floor", type=float, default=defaults.latency_floor,
+                      help=f"a p95 under this many seconds never fails (default {defaults.latency_floor:g})")
+    gate.add_argument("--no-integrity", action="store_true", help="skip the data integrity check")
+    gate.set_defaults(run=_gate)
 
 
 def _duration(text: str) -> int:
@@ -278,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     relay.set_defaults(run=_relay)
     sub.add_parser("router", help="deliver Kafka events to the functions (local Knative Eventing)").set_defaults(
         run=_router)
+    gateway = sub.add_parser("gateway", help="serve the one origin of the pages and the API, routed by the registry")
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--port", type=int, help="default 8000 shifted by FUSION_PORT_OFFSET")
+    gateway.set_defaults(run=_gateway)
     topics = sub.add_parser("topics", help="create the event topics")
     topics.add_argument("action", choices=["create"])
     topics.add_argument("--partitions", type=int, default=1)
@@ -286,6 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("topic", help="the event topic (e.g. order.created) or its .dlq topic")
     dlq.set_defaults(run=_dlq)
+    trace = sub.add_parser("trace", help="an order's saga as a timeline: every event, handler and hop")
+    trace.add_argument("order_id")
+    trace.set_defaults(run=_trace)
+    verify = sub.add_parser("verify", help="audit the business invariants across the services' data")
+    verify.add_argument("--unpublished-after", type=float, metavar="SECONDS",
+                        help="an outbox row unpublished for longer is a violation (default 60)")
+    verify.set_defaults(run=_verify)
     sub.add_parser("knative", help="render or check the Knative manifests: render|check|routes …")
     sub.add_parser("openapi", help="write or check docs/openapi.json from the function registry: [--check]")
     sub.add_parser("smoke", help="post-deploy smoke test: --base-url URL | --port-offset N …")
@@ -305,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     issuer.add_argument("--port", type=int, default=int(os.environ.get("FUSION_ISSUER_PORT") or 8430))
     issuer.add_argument("--public-url", help="the issuer's URL as the functions reach it (the tokens' iss)")
     issuer.set_defaults(run=_issuer)
+    status = sub.add_parser("status", help="one screen: health, request and error rates, p95, consumer lag, "
+                            "dead letters, outbox backlog")
+    _figures_source(status, "5m")
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between two screens (and, locally, "
+                        "the window of the first one; default 2)")
+    status.add_argument("--watch", action="store_true", help="redraw the screen in place until Ctrl-C")
+    status.set_defaults(run=_status)
+    _gate_parser(sub)
     return parser
 
 

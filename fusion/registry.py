@@ -24,6 +24,8 @@ FUNCTION_MODULES = (
     "functions.group_commerce.main",
     "functions.payments.main",
     "functions.shipping.main",
+    "functions.storefront.main",
+    "functions.operations.main",
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from fusion.cron import Cron, CronError
 from fusion.knative.environments import Environment
+from fusion.knative.gateway import LOCAL_GATEWAY, route_problems
 from fusion.knative.resources import BROKER, SECRET_ENV_NAMES, SERVICE_LABEL, Manifest
 from fusion.knative.serving import AUTOSCALING
 from fusion.registry import FunctionSpec, services
@@ -59,11 +60,16 @@ def names_are_unique(documents: list[Manifest]) -> list[str]:
     return [f"{kind}/{name} ({api}) is declared {n} times" for (api, kind, name), n in counts.items() if n > 1]
 
 
+def _home(doc: Manifest, env: Environment) -> str:
+    """The environment's namespace, but for the grant that lets its routes reach Knative's local gateway."""
+    return LOCAL_GATEWAY.namespace if doc.get("kind") == "ReferenceGrant" else env.namespace
+
+
 def in_namespace(documents: list[Manifest], env: Environment) -> list[str]:
     return [
-        f"{_name(doc)}: namespace {doc['metadata'].get('namespace')!r}, expected {env.namespace!r}"
+        f"{_name(doc)}: namespace {doc['metadata'].get('namespace')!r}, expected {_home(doc, env)!r}"
         for doc in documents
-        if doc.get("kind") not in CLUSTER_SCOPED and doc["metadata"].get("namespace") != env.namespace
+        if doc.get("kind") not in CLUSTER_SCOPED and doc["metadata"].get("namespace") != _home(doc, env)
     ]
 
 
@@ -310,4 +316,5 @@ def semantic_problems(documents: list[Manifest], env: Environment, specs: list[F
         *annotations_are_strings(documents),
         *scaling_matches_services(documents, env),
         *probes_use_health(documents),
+        *route_problems(documents, specs, env),
     ]

@@ -9,6 +9,7 @@ from fusion.knative.environments import PLATFORM_IMAGE, Environment
 from fusion.knative.resources import (
     CONFIG_MAP,
     DATABASE_SECRET,
+    METRICS_PORT,
     MIGRATIONS_DB_KEY,
     N8N_SECRET,
     N8N_SECRET_KEYS,
@@ -18,6 +19,8 @@ from fusion.knative.resources import (
     RELAY_DB_KEY,
     SHIPPING_KEYS,
     SHIPPING_SECRET,
+    STOREFRONT_OIDC_CLIENT_ID,
+    STRIPE_BROWSER_KEYS,
     STRIPE_KEYS,
     STRIPE_SECRET,
     Manifest,
@@ -26,10 +29,12 @@ from fusion.knative.resources import (
     metadata,
     oidc_env,
     restricted,
+    scrape_annotations,
     secret_env,
+    value_env,
 )
 from fusion.knative.security import KAFKA_SECRET, KAFKA_SECRET_KEYS, kafka_ca_volume, kafka_client_env
-from fusion.knative.serving import THREADS
+from fusion.knative.serving import THREADS, catalog_address
 from fusion.registry import services
 from fusion.topics import TOPICS
 
@@ -39,6 +44,8 @@ DAY_MS = 24 * 3600 * 1000
 DLQ_RETENTION_DAYS = 30
 DB_POOL_SIZE = 4  # per pod; SQLAlchemy may overflow to twice that, one connection per gunicorn thread
 NOTIFICATIONS_URL = "http://notifications.invalid/fusioncommerce"  # where n8n posts messages: set per cluster
+# The Prometheus the operations service reads the status from (the Prometheus Operator's Service): set per cluster.
+PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc.cluster.local:9090"
 
 
 def namespace(env: Environment) -> Manifest:
@@ -65,7 +72,10 @@ def settings_config_map(env: Environment) -> Manifest:
             "OIDC_ISSUER": env.oidc_issuer,
             "OIDC_AUDIENCE": OIDC_AUDIENCE,
             "OIDC_SCOPE_CLAIM": OIDC_SCOPE_CLAIM,
+            "STOREFRONT_OIDC_CLIENT_ID": STOREFRONT_OIDC_CLIENT_ID,
             "EVENTING_OIDC_ISSUER": env.eventing_oidc_issuer,
+            "CATALOG_URL": catalog_address(env),
+            "OPERATIONS_PROMETHEUS_URL": PROMETHEUS_URL,
         },
     }
 
@@ -89,7 +99,8 @@ def secret_templates(env: Environment) -> list[Manifest]:
     return [
         _secret_template(DATABASE_SECRET, database_secret_keys(), env,
                          "PostgreSQL URL per service, for migrations and for the outbox relay"),
-        _secret_template(STRIPE_SECRET, STRIPE_KEYS, env, "Stripe API key and webhook signing secret"),
+        _secret_template(STRIPE_SECRET, (*STRIPE_KEYS, *STRIPE_BROWSER_KEYS), env,
+                         "Stripe API key, webhook signing secret and the pages' publishable key"),
         _secret_template(SHIPPING_SECRET, SHIPPING_KEYS, env, "shared secret carriers send with status updates"),
         _secret_template(N8N_SECRET, N8N_SECRET_KEYS, env, "n8n login, encryption key, database, webhook path token"),
         *([_secret_template(KAFKA_SECRET, KAFKA_SECRET_KEYS, env,
@@ -199,6 +210,12 @@ def _with_kafka_ca(workload: Manifest, env: Environment) -> Manifest:
     return workload
 
 
+def _relay_metrics_env(env: Environment) -> list[dict[str, Any]]:
+    """/metrics on the pod's network, with the lag of the Triggers of the relay's own namespace."""
+    return [value_env("FUSION_METRICS_ADDRESS", f"0.0.0.0:{METRICS_PORT}"),
+            value_env("FUSION_TRIGGER_NAMESPACE", env.namespace)]
+
+
 def relay_deployment(env: Environment) -> Manifest:
     """`fusion relay`: publishes every service's outbox to Redpanda right after commit."""
     return _with_kafka_ca(_relay_deployment(env), env)
@@ -217,7 +234,7 @@ def _relay_deployment(env: Environment) -> Manifest:
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": relay_labels},
+                "metadata": {"labels": relay_labels, "annotations": scrape_annotations(METRICS_PORT)},
                 "spec": {
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 30,
@@ -225,7 +242,9 @@ def _relay_deployment(env: Environment) -> Manifest:
                         "name": RELAY,
                         "image": platform_image(env),
                         "command": ["fusion", "relay"],
-                        "env": [*_platform_env(RELAY_DB_KEY), *(kafka_client_env() if env.kafka_tls else [])],
+                        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+                        "env": [*_platform_env(RELAY_DB_KEY), *_relay_metrics_env(env),
+                                *(kafka_client_env() if env.kafka_tls else [])],
                         "resources": _small_resources(),
                         "securityContext": restricted(),
                     }],

@@ -4,7 +4,7 @@ Layout, per environment (`knative/base/`, `knative/overlays/staging/`, `knative/
 fully rendered so that what the tests validate is exactly what `kubectl apply` receives, in the
 order a deploy applies it:
 
-    platform/   namespace, settings, Broker, KafkaSource, dead-letter KafkaSinks, n8n
+    platform/   namespace, settings, Broker, KafkaSource, dead-letter KafkaSinks, n8n, the Gateway and HTTPRoutes
     jobs/       create-topics, migrate, n8n-import-workflows (run and wait for each)
     apps/       one file per service (Knative Services, Triggers, PingSources) and the outbox relay
     secrets/    Secret templates with empty values: never applied as they are
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from fusion.knative import eventing, n8n, platform, security
+from fusion.knative import eventing, gateway, n8n, platform, security
 from fusion.knative.environments import PROJECT_ROOT, Environment, environments
 from fusion.knative.resources import Manifest
 from fusion.knative.serving import knative_service
@@ -95,6 +95,7 @@ def environment_documents(env: Environment, specs: list[FunctionSpec]) -> dict[P
         PurePosixPath("platform/30-n8n.yaml"): [
             n8n.n8n_deployment(env), n8n.n8n_service(env), *n8n.notification_triggers(env),
         ],
+        PurePosixPath("platform/40-gateway.yaml"): gateway.gateway_documents(env, specs, services()),
         PurePosixPath("jobs/create-topics.yaml"): [platform.topics_job(env)],
         PurePosixPath("jobs/migrate.yaml"): [platform.migrate_job(env)],
         PurePosixPath("jobs/n8n-import-workflows.yaml"): [n8n.workflows_config_map(env), n8n.import_workflows_job(env)],

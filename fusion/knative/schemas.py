@@ -197,6 +197,10 @@ _SELECTOR = {"type": "object", "additionalProperties": False, "properties": {
         "type": "object", "required": ["key", "operator"], "additionalProperties": False,
         "properties": {"key": {"type": "string"}, "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
                        "values": {"type": "array", "items": {"type": "string"}}}}}}}
+_GROUP = {"type": "string", "maxLength": 253,
+          "pattern": r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"}
+_GATEWAY_KIND = {"type": "string", "minLength": 1, "maxLength": 63, "pattern": r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"}
+_DNS_LABEL = {"type": "string", "minLength": 1, "maxLength": 63, "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}
 CORE_SCHEMAS: dict[SchemaKey, dict[str, Any]] = {
     ("v1", "Namespace"): _kind("v1", "Namespace", {}, []),
     ("networking.k8s.io/v1", "NetworkPolicy"): _kind("networking.k8s.io/v1", "NetworkPolicy", {"spec": {
@@ -208,6 +212,20 @@ CORE_SCHEMAS: dict[SchemaKey, dict[str, Any]] = {
                 "from": {"type": "array", "items": {"type": "object", "additionalProperties": False, "properties": {
                     "namespaceSelector": _SELECTOR, "podSelector": _SELECTOR}}},
                 "ports": {"type": "array"}}}},
+        }}}, ["spec"]),
+    # Gateway API's ReferenceGrant: its CRD is not among the shared schemas; its spec is this small, as
+    # the Gateway API reference (v1beta1) states it.
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"): _kind("gateway.networking.k8s.io/v1beta1",
+                                                                    "ReferenceGrant", {"spec": {
+        "type": "object", "required": ["from", "to"], "additionalProperties": False,
+        "properties": {
+            "from": {"type": "array", "minItems": 1, "maxItems": 16, "items": {
+                "type": "object", "required": ["group", "kind", "namespace"], "additionalProperties": False,
+                "properties": {"group": _GROUP, "kind": _GATEWAY_KIND, "namespace": _DNS_LABEL}}},
+            "to": {"type": "array", "minItems": 1, "maxItems": 16, "items": {
+                "type": "object", "required": ["group", "kind"], "additionalProperties": False,
+                "properties": {"group": _GROUP, "kind": _GATEWAY_KIND, "name": {
+                    "type": "string", "minLength": 1, "maxLength": 253}}}},
         }}}, ["spec"]),
     ("v1", "ConfigMap"): _kind("v1", "ConfigMap", {"data": _STRING_MAP}, ["data"]),
     ("v1", "Secret"): _kind("v1", "Secret", {"type": {"type": "string"}, "stringData": _STRING_MAP,

@@ -12,12 +12,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from fusion.catalog_lookup import LOOKUP_ROUTE
+from fusion.config import SERVICE_SETTINGS
 from fusion.knative.environments import Environment
 from fusion.knative.resources import (
+    CONTAINER_PORT,
     DATABASE_SECRET,
     ROUTES_ANNOTATION,
     SHIPPING_KEYS,
     SHIPPING_SECRET,
+    STRIPE_BROWSER_KEYS,
     STRIPE_KEYS,
     STRIPE_SECRET,
     Manifest,
@@ -27,18 +31,19 @@ from fusion.knative.resources import (
     metadata,
     oidc_env,
     restricted,
+    scrape_annotations,
     secret_env,
     value_env,
 )
-from fusion.knative.security import pod_kind_label
-from fusion.registry import FunctionSpec, Service
+from fusion.knative.security import kafka_ca_volume, kafka_client_env, pod_kind_label
+from fusion.registry import FunctionSpec, Service, load_all
 
 AUTOSCALING = "autoscaling.knative.dev/"
-CONTAINER_PORT = 8080
 THREADS = 8  # gunicorn threads per pod (functions-framework's THREADS); the concurrency target follows it
 HTTP_TIMEOUT_SECONDS = 30
 VISIBILITY_LABEL = "networking.knative.dev/visibility"
 SERVICES_WITH_STRIPE = frozenset({"payments"})
+SERVICES_WITH_KAFKA = frozenset({"operations"})  # reads and replays the dead-letter topics
 
 
 def service_image(service: str, env: Environment) -> str:
@@ -84,11 +89,20 @@ def _env(spec: FunctionSpec) -> list[dict[str, Any]]:
         *oidc_env(),
         secret_env("DATABASE_URL", DATABASE_SECRET, service.name),
     ]
+    env.extend(config_env(name) for name in SERVICE_SETTINGS.get(service.name, ()))
     if service.name in SERVICES_WITH_STRIPE:
         env.extend(secret_env(key, STRIPE_SECRET) for key in STRIPE_KEYS)
     if service.name == "shipping":
         env.extend(secret_env(key, SHIPPING_SECRET) for key in SHIPPING_KEYS)
+    if service.name == "storefront":
+        env.extend(secret_env(key, STRIPE_SECRET) for key in STRIPE_BROWSER_KEYS)
     return env
+
+
+def catalog_address(env: Environment) -> str:
+    """The cluster-local address of the catalog function other services look products up with (CATALOG_URL)."""
+    lookup = next(spec for spec in load_all().values() if LOOKUP_ROUTE in spec.routes)
+    return f"http://{lookup.name}.{env.namespace}.svc.cluster.local"
 
 
 def _readiness_probe() -> dict[str, Any]:
@@ -127,7 +141,7 @@ def knative_service(spec: FunctionSpec, env: Environment) -> Manifest:
     # event handlers are reached by the Broker only.
     service_labels[VISIBILITY_LABEL] = "cluster-local"
     annotations = {ROUTES_ANNOTATION: ", ".join(str(route) for route in spec.routes)} if spec.routes else None
-    return {
+    ksvc = {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "metadata": metadata(spec.name, env.namespace, service_labels, annotations),
@@ -135,7 +149,8 @@ def knative_service(spec: FunctionSpec, env: Environment) -> Manifest:
             "template": {
                 "metadata": {
                     "labels": {**labels(spec.name, "function", service.name), **pod_kind_label(spec)},
-                    "annotations": autoscaling_annotations(service, env),
+                    # Prometheus scrapes the pod's serving port, the queue-proxy not in the way.
+                    "annotations": {**autoscaling_annotations(service, env), **scrape_annotations(CONTAINER_PORT)},
                 },
                 "spec": {
                     "containerConcurrency": 0,
@@ -146,3 +161,17 @@ def knative_service(spec: FunctionSpec, env: Environment) -> Manifest:
             }
         },
     }
+    return _with_kafka_client(ksvc, env) if service.name in SERVICES_WITH_KAFKA else ksvc
+
+
+def _with_kafka_client(ksvc: Manifest, env: Environment) -> Manifest:
+    """A function that reads Kafka itself (operations: the dead letters) gets the relay's TLS and SASL settings."""
+    if not env.kafka_tls:
+        return ksvc
+    pod = ksvc["spec"]["template"]["spec"]
+    volume, mount = kafka_ca_volume()
+    pod["volumes"] = [volume]
+    for container in pod["containers"]:
+        container["env"].extend(kafka_client_env())
+        container["volumeMounts"] = [mount]
+    return ksvc

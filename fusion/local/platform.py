@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,14 +23,24 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from functions.payments.rules import STRIPE_WEBHOOK_EVENTS
 from fusion.config import DEFAULT_AUDIENCE, DEFAULT_ISSUER_PORT
 from fusion.local import sample
 from fusion.local.broker import start_broker
-from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer
-from fusion.local.ports import any_free_port, holder_of, port_free, wait_for_port
+from fusion.local.issuer import IssuerKey, IssuerServer, remember_issuer, storefront_client
+from fusion.local.ports import (
+    METRICS_PORTS,
+    any_free_port,
+    gateway_port,
+    holder_of,
+    metrics_port,
+    port_free,
+    wait_for_port,
+)
 from fusion.local.postgres import start_postgres
 from fusion.local.process import ManagedProcess, spawn
 from fusion.local.stripe import start_localstripe
+from fusion.metrics import METRICS_ADDRESS, MULTIPROC_DIR
 from fusion.registry import service_named, services
 from fusion.variables import default_of
 from fusion.waiting import wait_until
@@ -82,12 +93,16 @@ class Ports:
 
 
 def check_function_ports() -> None:
-    """Fail before anything starts when a function's port is held by another process."""
-    clashes = [f"port {service.local_port} ({service.name}) is taken by {holder_of(service.local_port)}"
-               for service in services().values() if not port_free(service.local_port)]
+    """Fail before anything starts when a function's port, or the relay's or router's metrics port, is held
+    by another process."""
+    ports = {"gateway": gateway_port(), **{service.name: service.local_port for service in services().values()}}
+    ports.update({f"{part} metrics": metrics_port(part) for part in METRICS_PORTS})
+    clashes = [f"port {port} ({name}) is taken by {holder_of(port)}"
+               for name, port in ports.items() if not port_free(port)]
     if clashes:
-        raise PortClash("\n".join(clashes) + "\nthe function ports are the original ones (3000-3005); set "
-                        "FUSION_PORT_OFFSET=N to shift them all, e.g. FUSION_PORT_OFFSET=100 for 3100-3105")
+        raise PortClash("\n".join(clashes) + "\nthe gateway (8000) and the function ports (3000-3007) are the "
+                        "original ones; set FUSION_PORT_OFFSET=N to shift them all, e.g. FUSION_PORT_OFFSET=100 for "
+                        "8100 and 3100-3107")
 
 
 @dataclass
@@ -184,6 +199,10 @@ class Platform:
         say("applying migrations…")
         self._migrate_and_create_topics()
         say("starting functions, outbox relay and event router…")
+        # Where orders and group buying look up products they have not heard of yet: the catalog started here.
+        if not self.env.get("CATALOG_URL", "").strip():
+            self.env["CATALOG_URL"] = f"http://127.0.0.1:{service_named('catalog').local_port}"
+        self._spawn_gateway()
         for service in services().values():
             self._spawn_service(service.name, service.source, service.local_port)
         self._spawn_eventing()
@@ -234,7 +253,9 @@ class Platform:
         """The local OIDC issuer: it signs the router's delivery tokens, and customers' and staff's tokens
         unless OIDC_ISSUER names a real provider."""
         env = self.env
-        self.issuer = IssuerServer(IssuerKey.load_or_create(self.state_dir), ports.issuer).start()
+        self.issuer = IssuerServer(IssuerKey.load_or_create(self.state_dir), ports.issuer,
+                                   audience=env.get("OIDC_AUDIENCE") or DEFAULT_AUDIENCE,
+                                   client=storefront_client(env)).start()
         env.update(EVENTING_OIDC_ISSUER=self.issuer.issuer, FUSION_STATE_DIR=str(self.state_dir))
         if env.get("OIDC_ISSUER"):
             self.notes["issuer"] = (f"{env['OIDC_ISSUER']}  (external); the local issuer {self.issuer.issuer} "
@@ -254,22 +275,46 @@ class Platform:
         if result.returncode != 0:
             raise RuntimeError(f"`fusion {' '.join(args)}` failed:\n{result.stderr[-3000:]}")
 
-    def _spawn(self, name: str, command: list[str], address: str) -> None:
+    def _spawn(self, name: str, command: list[str], address: str, env: dict[str, str] | None = None,
+               prepare: Callable[[], None] | None = None) -> None:
+        """Start a supervised child; `prepare` runs before every start, the first and each restart."""
         log = self.log_dir / f"{name}.log"
-        start = partial(spawn, name, address, command, log, env=self.env, cwd=self.root)
+        launch_it = partial(spawn, name, address, command, log, env=env or self.env, cwd=self.root)
+
+        def start() -> ManagedProcess:
+            if prepare is not None:
+                prepare()
+            return launch_it()
+
         self.children.append(Supervised(start(), start, log))
+
+    def _spawn_gateway(self) -> None:
+        """The one origin of the pages and the API, first in the table: where a browser goes."""
+        port = gateway_port()
+        self._spawn("gateway", [sys.executable, "-m", "fusion.cli", "gateway", "--port", str(port)],
+                    f"http://127.0.0.1:{port}",
+                    {name: value for name, value in self.env.items() if name != MULTIPROC_DIR})
 
     def _spawn_service(self, name: str, source: str, port: int) -> None:
         command = [sys.executable, "-m", "functions_framework", "--source", source, "--target", "serve",
                    "--host", "127.0.0.1", "--port", str(port)]
-        self._spawn(name, command, f"http://127.0.0.1:{port}")
+        samples = self.state_dir / "metrics" / name  # the gunicorn workers' metrics, started afresh
+        self._spawn(name, command, f"http://127.0.0.1:{port}", {**self.env, MULTIPROC_DIR: str(samples)},
+                    partial(emptied, samples))
+
+    def _eventing_env(self, part: str) -> dict[str, str]:
+        """The relay's or router's environment: its own /metrics port, and no worker directory (one process)."""
+        env = {name: value for name, value in self.env.items() if name != MULTIPROC_DIR}
+        return {**env, METRICS_ADDRESS: f"127.0.0.1:{metrics_port(part)}"}
 
     def _spawn_eventing(self) -> None:
         ready = self.state_dir / "router.ready"
         ready.unlink(missing_ok=True)
         self.env["FUSION_ROUTER_READY_FILE"] = str(ready)
-        self._spawn("relay", [sys.executable, "-m", "fusion.cli", "relay"], "outbox → Kafka")
-        self._spawn("router", [sys.executable, "-m", "fusion.cli", "router"], "Kafka → functions")
+        self._spawn("relay", [sys.executable, "-m", "fusion.cli", "relay"],
+                    f"outbox → Kafka, /metrics on :{metrics_port('relay')}", self._eventing_env("relay"))
+        self._spawn("router", [sys.executable, "-m", "fusion.cli", "router"],
+                    f"Kafka → functions, /metrics on :{metrics_port('router')}", self._eventing_env("router"))
 
     def _wait_until_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -278,6 +323,8 @@ class Platform:
             wait_for_port("127.0.0.1", service.local_port, max(1.0, deadline - time.monotonic()))
             url = f"http://127.0.0.1:{service.local_port}/health"
             self._wait_for(partial(_answers_200, url), deadline, f"{url} did not answer 200 in time")
+        gateway = f"http://127.0.0.1:{gateway_port()}/healthz"
+        self._wait_for(partial(_answers_200, gateway), deadline, f"{gateway} did not answer 200 in time")
         ready = Path(self.env["FUSION_ROUTER_READY_FILE"])
         self._wait_for(ready.exists, deadline,
                        "the event router did not join its consumer groups in time (see router.log)")
@@ -302,7 +349,7 @@ class Platform:
         body = json.dumps({
             "url": f"http://127.0.0.1:{service_named('payments').local_port}/payments/webhook",
             "secret": self.env["STRIPE_WEBHOOK_SECRET"],
-            "events": ["payment_intent.succeeded", "payment_intent.payment_failed"],
+            "events": list(STRIPE_WEBHOOK_EVENTS),
         }).encode()
         request = urllib.request.Request(f"{api_base}/_config/webhooks/fusioncommerce", data=body, method="POST",
                                          headers={"Content-Type": "application/json",
@@ -350,6 +397,12 @@ class Platform:
         if self.issuer is not None:
             self.issuer.stop()
             self.issuer = None
+
+
+def emptied(folder: Path) -> None:
+    """`folder` exists and holds nothing: what a process that counts from zero needs."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
 
 
 def last_lines(log: Path, count: int = LOG_LINES_SHOWN) -> str:

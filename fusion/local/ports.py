@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 from fusion.waiting import wait_until
@@ -56,3 +57,20 @@ def holder_of(port: int) -> str:
     except psutil.Error:
         pass
     return "another process"
+
+
+# The relay's and the router's /metrics, beside the function ports (3000-3005) and shifted with them.
+METRICS_PORTS = {"relay": 3010, "router": 3011}
+
+
+def metrics_port(part: str) -> int:
+    """Where `fusion dev` serves the /metrics of "relay" or "router" (FUSION_PORT_OFFSET applies)."""
+    return METRICS_PORTS[part] + int(os.environ.get("FUSION_PORT_OFFSET", "0") or 0)
+
+
+def gateway_port() -> int:
+    """Where `fusion dev` serves the gateway, the one origin of the pages and the API (FUSION_PORT_OFFSET
+    applies)."""
+    from fusion.config import LOCAL_GATEWAY_PORT
+
+    return LOCAL_GATEWAY_PORT + int(os.environ.get("FUSION_PORT_OFFSET", "0") or 0)

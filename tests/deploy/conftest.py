@@ -16,7 +16,8 @@ from fusion.registry import FunctionSpec
 
 @pytest.fixture(scope="session")
 def crd_schemas() -> dict[SchemaKey, dict[str, Any]]:
-    return load_crd_schemas(require_schema("knative"))
+    """The Knative CRDs and Gateway API's Gateway and HTTPRoute, as released upstream."""
+    return {**load_crd_schemas(require_schema("knative")), **load_crd_schemas(require_schema("gateway-api"))}
 
 
 @pytest.fixture(scope="session")

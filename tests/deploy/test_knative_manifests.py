@@ -23,10 +23,12 @@ AUTOSCALING = "autoscaling.knative.dev/"
 ORIGINAL_SCALING = {
     "catalog": (2, 8, 70), "orders": (2, 10, 70), "inventory": (2, 10, 70),
     "group-commerce": (1, 5, 70), "payments": (2, 8, 60), "shipping": (1, 5, 70),
+    "storefront": (2, 6, 70), "operations": (1, 2, 70),  # not in the original table: the pages and the console
 }
 ORIGINAL_LIMITS = {
     "catalog": ("500m", "512Mi"), "orders": ("1000m", "1Gi"), "inventory": ("1000m", "1Gi"),
     "group-commerce": ("500m", "512Mi"), "payments": ("500m", "512Mi"), "shipping": ("500m", "512Mi"),
+    "storefront": ("250m", "256Mi"), "operations": ("250m", "256Mi"),
 }
 
 
@@ -221,7 +223,7 @@ def test_one_knative_service_per_function(documents: list[Manifest], env: Enviro
 
 
 def test_requests_are_half_the_limits(documents: list[Manifest]) -> None:
-    halves = {"500m": "250m", "1000m": "500m", "512Mi": "256Mi", "1Gi": "512Mi"}
+    halves = {"250m": "125m", "500m": "250m", "1000m": "500m", "256Mi": "128Mi", "512Mi": "256Mi", "1Gi": "512Mi"}
     for ksvc in of_kind(documents, "Service", "serving.knative.dev"):
         resources = ksvc["spec"]["template"]["spec"]["containers"][0]["resources"]
         assert resources["requests"] == {k: halves[v] for k, v in resources["limits"].items()}

@@ -145,6 +145,7 @@ def launch(database_url: str, brokers: str, state_dir: Path, offset: int, output
         "FUSION_STATE_DIR": str(state_dir),
         # empty: the platform starts its own localstripe, whatever other tests left in the environment
         "STRIPE_SECRET_KEY": "", "STRIPE_API_BASE": "", "STRIPE_WEBHOOK_SECRET": "", "STRIPE_AUTO_CONFIRM": "",
+        "CATALOG_URL": "",  # the platform's own catalog, not the one the component tests serve
         "LOG_LEVEL": "info",
         **own_issuer(),
         **extra,

@@ -11,6 +11,7 @@ import pytest
 from platform_runner import RunningPlatform
 
 from fusion import smoke
+from fusion.config import LOCAL_GATEWAY_PORT
 from fusion.registry import service_named, services
 
 
@@ -25,10 +26,10 @@ def _all_free(ports: list[int]) -> bool:
 
 
 def unused_port_offset() -> int:
-    """An offset that puts every service port where nothing listens."""
+    """An offset that puts the gateway and every service port where nothing listens."""
     for _ in range(100):
         offset = random.randrange(20_000, 50_000)
-        if _all_free([service.port + offset for service in services().values()]):
+        if _all_free([LOCAL_GATEWAY_PORT + offset, *(service.port + offset for service in services().values())]):
             return offset
     raise RuntimeError("no free range of service ports found")
 

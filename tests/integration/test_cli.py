@@ -18,6 +18,8 @@ from fusion.cli import main
 from fusion.contracts import PaymentSucceeded
 from fusion.local.process import ManagedProcess
 from fusion.migrate import PROJECT_ROOT
+from fusion.registry import services
+from fusion.uow import schema_of
 
 
 def fusion(args: list[str], database_url: str) -> subprocess.CompletedProcess[str]:
@@ -45,9 +47,12 @@ def test_migrate_up_status_and_down(empty_database: str) -> None:
     assert status.returncode == 0 and "behind" in status.stdout
     up = fusion(["migrate", "up"], empty_database)
     assert up.returncode == 0, up.stderr
-    assert "behind" not in up.stdout and up.stdout.count("up to date") == 6
-    assert {"catalog", "orders", "inventory", "group_commerce", "payments", "shipping"} <= schemas(empty_database)
-    down = fusion(["migrate", "down", "catalog"], empty_database)
+    assert "behind" not in up.stdout and up.stdout.count("up to date") == len(services())  # a branch each
+    assert {schema_of(service) for service in services()} <= schemas(empty_database)
+    down = fusion(["migrate", "down", "catalog"], empty_database)  # one step: c0002 → c0001
+    assert down.returncode == 0, down.stderr
+    assert "catalog" in schemas(empty_database) and "behind (head c0002)" in down.stdout
+    down = fusion(["migrate", "down", "catalog"], empty_database)  # and the first one
     assert down.returncode == 0, down.stderr
     assert "catalog" not in schemas(empty_database) and "orders" in schemas(empty_database)
     assert fusion(["migrate", "down"], empty_database).returncode == 2
