@@ -329,10 +329,29 @@ class HandlerConsumer:
         except KafkaException as exc:
             log.debug("committed offsets of %s not read: %s", self.sub.name, exc)
             return
-        kafka.incremental_assign([TopicPartition(c.topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING)
+        kafka.incremental_assign([TopicPartition(c.topic, c.partition, self._start_of(kafka, c, OFFSET_BEGINNING))
                                   for c in committed])
         assigned.update(new)
         self.assigned.set()
+
+    def _start_of(self, kafka: Any, committed: Any, beginning: int) -> int:
+        """Where to read a partition from: its committed offset, else its start. An offset past the
+        partition's end was committed to a broker that has since restarted empty (a commit can reach the
+        new broker before the loss is noticed): it would skip the new broker's first records, so read all."""
+        from confluent_kafka import KafkaException
+
+        if committed.offset < 0:
+            return beginning
+        try:
+            _, high = kafka.get_watermark_offsets(committed, timeout=METADATA_TIMEOUT, cached=False)
+        except KafkaException as exc:
+            log.debug("end of %s[%d] not read: %s", committed.topic, committed.partition, exc)
+            return int(committed.offset)
+        if committed.offset > high:
+            log.warning("%s: committed offset %d of %s[%d] is past its end %d (a restarted broker); reading it "
+                        "from the start", self.sub.name, committed.offset, committed.topic, committed.partition, high)
+            return beginning
+        return int(committed.offset)
 
     def _unassign(self, kafka: Any, assigned: set[tuple[str, int]], parts: set[tuple[str, int]]) -> None:
         """Drop `parts` without committing: after a broker loss their offsets would be the lost broker's."""
