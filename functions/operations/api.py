@@ -17,12 +17,12 @@ from fusion.web import (
     Instant,
     View,
     answer,
+    choice_param,
     count_param,
     one_of,
     parse_body,
+    query_choice,
     query_int,
-    query_text,
-    text_param,
     utc_now,
 )
 
@@ -129,10 +129,11 @@ def get_status(request: flask.Request, params: dict[str, str]) -> flask.Response
 
 
 @query("list-dead-letters", service=SERVICE, routes=["GET /operations/dead-letters"], auth=OPERATIONS,
-       params=[text_param("topic", 200), count_param("limit", 1, flow.MAX_LISTED)], answers=list[DeadLetterView])
+       params=[choice_param("topic", flow.TOPIC_NAMES), count_param("limit", 1, flow.MAX_LISTED)],
+       answers=list[DeadLetterView])
 def list_dead_letters(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """The events on the dead-letter topics, oldest first: of one event topic (topic=order.created), else of all."""
-    name = query_text(request, "topic", 200)
+    name = query_choice(request, "topic", flow.TOPIC_NAMES)
     topics = [flow.event_topic(name)] if name else sorted(TOPICS)
     limit = query_int(request, "limit", 50, low=1, high=flow.MAX_LISTED)
     with reading(SERVICE) as uow:

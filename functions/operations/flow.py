@@ -104,6 +104,10 @@ def _figures_of(part: str) -> str:
     return "consumer lag and dead-letter counts are" if part == "router" else "the outbox backlog is"
 
 
+# What a caller may name: an event topic, or its dead-letter topic.
+TOPIC_NAMES = tuple(sorted(name for topic in TOPICS.values() for name in (topic.name, topic.dlq)))
+
+
 def event_topic(name: str, field: str = "topic") -> str:
     """The event topic a name means (`order.created` or `order.created.dlq`); 400 for an unknown one."""
     base = name.strip().removesuffix(DLQ_SUFFIX)
@@ -159,7 +163,7 @@ def _stored(dlq_topic: str, limit: int) -> list[tuple[int, int, Event]]:
 class Replay(Body):
     """Dead letters to publish again to their topic, by CloudEvent id."""
 
-    topic: str = Field(min_length=1, max_length=200)
+    topic: str = Field(min_length=1, max_length=200, json_schema_extra={"enum": list(TOPIC_NAMES)})
     event_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1,
                                                                                 max_length=MAX_REPLAYED)
 
