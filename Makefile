@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint typecheck unit bench render check-manifests smoke migrate n8n clean
+.PHONY: dev test test-fast lint typecheck unit bench render check-manifests smoke migrate n8n axe clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ typecheck: $(INSTALLED)
 n8n:
 	bash .ci/install-n8n
 
-test: lint typecheck n8n
+# axe-core (from the npm registry), the accessibility engine the browser tests run on the pages.
+axe:
+	bash .ci/install-axe
+
+test: lint typecheck n8n axe
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=85
 
 # Everything but the whole-platform tests.
@@ -51,4 +55,4 @@ migrate: $(INSTALLED)
 	$(BIN)/fusion migrate up
 
 clean:
-	rm -rf $(VENV) .fusion .n8n .coverage .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .fusion .n8n .axe .coverage .mypy_cache .pytest_cache .ruff_cache

@@ -88,7 +88,8 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "The request body is over the limit (1 MiB)."),
     422: ("Unprocessable", "Well-formed but refused, e.g. the Idempotency-Key was already used with a "
                            "different request, or an order's price differs from the catalog's."),
-    503: ("Unavailable", "The database is unreachable; try again."),
+    503: ("Unavailable", "The database, or a service this one checks with (the catalog, for a product not heard "
+                         "of yet), is unreachable; try again, after `Retry-After` seconds when it says."),
 }
 # The paging parameters every `Listing` reads (fusion/listing.py); a `Param` carries its own schema, and any
 # other query parameter is a string.

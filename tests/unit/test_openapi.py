@@ -215,7 +215,7 @@ def test_health_is_documented_once_for_every_service() -> None:
     health = DOCUMENT["paths"]["/health"]
     assert list(health) == ["get"] and health["get"]["tags"] == ["platform"]
     assert set(health["get"]["responses"]) == {"200", "503"}
-    local_urls = [f"http://127.0.0.1:{port}" for port in range(3000, 3006)]
+    local_urls = [f"http://127.0.0.1:{port}" for port in range(3000, 3008)]
     assert [server["url"] for server in DOCUMENT["servers"]] == local_urls
     assert "Knative Service" in DOCUMENT["info"]["description"]
 
@@ -280,7 +280,8 @@ def test_documented_query_bounds_are_what_the_code_accepts(spec: FunctionSpec) -
 
 
 def test_the_scan_finds_query_reads_in_helpers() -> None:
-    assert _reads_of(SPECS["list-products"]).query == {"q", "category", "minPrice", "maxPrice", "limit", "offset"}
+    assert _reads_of(SPECS["list-products"]).query == {"q", "category", "minPrice", "maxPrice", "sku", "id", "limit",
+                                                       "offset"}
     cancellation = SPECS["cancel-order"].extra["body"]
     assert _reads_of(SPECS["cancel-order"]).bodies == {cancellation}  # parsed in a helper
 

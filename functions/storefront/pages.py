@@ -1,0 +1,167 @@
+"""Rendering the pages: Jinja2 templates, the security headers every answer carries, and the static assets.
+
+The pages are shells: the data comes from the HTTP API, fetched by the page's ES modules with the signed-in
+user's token. What a page carries is public: the OIDC client settings, Stripe's publishable key, and the
+versioned addresses of its assets. Nothing runs inline, so the Content-Security-Policy allows scripts
+and styles from this origin only (and Stripe.js from Stripe's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import flask
+import jinja2
+
+from functions.storefront.oidc import browser_oidc_config
+from fusion.config import browser_stripe
+from fusion.web import ApiError
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+TEMPLATES_DIR = HERE / "templates"
+CONTENT_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon", ".txt": "text/plain"}
+# Stripe.js talks to these besides its own origin (https://docs.stripe.com/security/guide#content-security-policy).
+STRIPE_API = "https://api.stripe.com"
+STRIPE_FRAMES = "https://hooks.stripe.com"
+HOSTED_STRIPE_JS = "https://js.stripe.com"
+YEAR = 365 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page: its template, its title and the name its script dispatches on (`<body data-page>`)."""
+
+    name: str
+    title: str
+    area: str = "shop"  # "shop" or "console": which script and navigation the page has
+
+    @property
+    def template(self) -> str:
+        return f"{self.area}/{self.name}.html"
+
+
+_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                                undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(issuer: str, stripe_js_url: str) -> str:
+    """Only this origin, the issuer (its token endpoint; its sign-in page) and Stripe.js with what it needs."""
+    stripe = origin_of(stripe_js_url)
+    stripe_connect = f"{stripe} {STRIPE_API}" if stripe == HOSTED_STRIPE_JS else stripe
+    stripe_frames = f"{stripe} {STRIPE_FRAMES}" if stripe == HOSTED_STRIPE_JS else stripe
+    issuer_origin = origin_of(issuer)
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src 'self' {stripe}",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        f"connect-src 'self' {issuer_origin} {stripe_connect}",
+        f"frame-src {stripe_frames}",
+        f"form-action 'self' {issuer_origin}",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ])
+
+
+def security_headers(csp: str | None = None) -> dict[str, str]:
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+    if csp is not None:
+        headers["Content-Security-Policy"] = csp
+    return headers
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    content_type: str
+    digest: str
+
+
+@cache
+def _asset(path: Path, mtime_ns: int) -> Asset:
+    body = path.read_bytes()
+    return Asset(body, CONTENT_TYPES[path.suffix], hashlib.sha256(body).hexdigest()[:16])
+
+
+def asset(name: str) -> Asset | None:
+    """A file of static/ by its name (no folders), or None."""
+    path = STATIC_DIR / name
+    if "/" in name or name.startswith(".") or path.suffix not in CONTENT_TYPES or not path.is_file():
+        return None
+    return _asset(path, path.stat().st_mtime_ns)
+
+
+def asset_url(name: str) -> str:
+    """/static/<name>?v=<digest>: the version changes with the content, so the file may be cached for a year."""
+    found = asset(name)
+    if found is None:
+        raise LookupError(f"no static file {name!r} in {STATIC_DIR}")
+    return f"/static/{name}?v={found.digest}"
+
+
+def asset_response(request: flask.Request, name: str, version: str | None) -> flask.Response:
+    found = asset(name)
+    if found is None:
+        return not_found_page(request)
+    etag = f'"{found.digest}"'
+    # A versioned address never changes its content; an unversioned one (an ES module's import) is revalidated.
+    caching = f"public, max-age={YEAR}, immutable" if version == found.digest else "no-cache"
+    headers = {**security_headers(), "ETag": etag, "Cache-Control": caching}
+    if request.headers.get("If-None-Match") == etag:
+        return flask.Response(b"", status=304, headers=headers)
+    return flask.Response(found.body, status=200, content_type=found.content_type, headers=headers)
+
+
+def page_config() -> dict[str, Any]:
+    """What every page's script is given: where to sign in, and how to reach Stripe.js."""
+    stripe = browser_stripe()
+    return {"oidc": browser_oidc_config(), "stripe": {"publishableKey": stripe.publishable_key, "jsUrl": stripe.js_url}}
+
+
+def render(page: Page, status: int = 200, resource_id: str = "") -> flask.Response:
+    config = page_config()
+    html = _templates.get_template(page.template).render(
+        page=page, asset=asset_url, oidc=config["oidc"], stripe=config["stripe"], resource_id=resource_id)
+    csp = content_security_policy(config["oidc"]["issuer"], config["stripe"]["jsUrl"])
+    headers = {**security_headers(csp), "Cache-Control": "no-store"}
+    return flask.Response(html, status=status, content_type="text/html; charset=utf-8", headers=headers)
+
+
+NOT_FOUND = Page("not_found", "Page not found")
+
+
+def not_found_page(request: flask.Request) -> flask.Response:
+    """A page for a browser; for an API client (one that prefers JSON, or takes anything) the API's 404 body."""
+    wanted = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if wanted == "text/html":
+        return render(NOT_FOUND, 404)
+    return ApiError(404, f"no page at {request.path}").response()
+
+
+def page_id(params: dict[str, str], name: str = "id") -> str | None:
+    """The page's resource id when it is a UUID (anything else names no product, order or campaign)."""
+    try:
+        return str(uuid.UUID(params.get(name, "")))
+    except ValueError:
+        return None
