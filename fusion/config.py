@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import urlsplit
 
 from fusion.variables import default_of
 
@@ -17,8 +18,14 @@ DEFAULT_KAFKA_BROKERS = default_of("KAFKA_BROKERS")
 DEFAULT_ORDER_HOLD_SECONDS = int(default_of("ORDER_HOLD_SECONDS"))
 DEFAULT_ISSUER_PORT = int(default_of("FUSION_ISSUER_PORT"))  # the local OIDC issuer `fusion dev` runs
 DEFAULT_AUDIENCE = default_of("OIDC_AUDIENCE")
+LOCAL_GATEWAY_PORT = 8000  # where `fusion dev` serves the pages and the API, shifted by FUSION_PORT_OFFSET
 # Secrets a service cannot run without outside development; none may keep its development default.
-SERVICE_SECRETS = {"payments": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"), "shipping": ("SHIPPING_CARRIER_SECRET",)}
+SERVICE_SECRETS = {"payments": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"), "shipping": ("SHIPPING_CARRIER_SECRET",),
+                   "storefront": ("STRIPE_PUBLISHABLE_KEY",)}
+# Settings a service cannot run without outside development (the manifests render them into its env).
+SERVICE_SETTINGS = {"orders": ("CATALOG_URL",), "group-commerce": ("CATALOG_URL",), "inventory": ("CATALOG_URL",),
+                    "storefront": ("STOREFRONT_OIDC_CLIENT_ID",),
+                    "operations": ("OPERATIONS_PROMETHEUS_URL",)}
 
 
 class ConfigError(ValueError):
@@ -43,6 +50,13 @@ class Settings:
     eventing_oidc_issuer: str  # who signs the event plane's delivery tokens
     customer_open_orders: int  # unpaid storefront orders one customer may hold at once
     customer_open_units: int  # and units across them
+    seat_hold_seconds: int  # a campaign seat waits this long for its card authorization
+    customer_open_seats: int  # open campaigns one customer may hold seats in at once
+    campaign_max_days: int  # the longest a campaign may run (card authorizations expire)
+    catalog_url: str | None  # where to look a product up; None: the local catalog (development only)
+    catalog_timeout_seconds: float  # how long one lookup may take
+    storefront_oidc_client_id: str | None  # the browsers' OIDC client; None: not set outside development
+    storefront_origin: str  # the public origin of the pages
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -86,6 +100,24 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _positive_seconds(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name, "").strip() or default_of(name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds; got {raw!r}") from None
+    if not 0 < value <= 60:
+        raise ConfigError(f"{name} must be more than 0 and at most 60 seconds; got {raw!r}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL; got {value!r}")
+    return value or None
+
+
 def _brokers(env: Mapping[str, str]) -> str:
     value = env.get("KAFKA_BROKERS", "").strip() or DEFAULT_KAFKA_BROKERS
     for broker in value.split(","):
@@ -120,6 +152,26 @@ def _eventing_issuer(env: Mapping[str, str], environment: str) -> str:
     return issuer or local_issuer_url(env)
 
 
+def storefront_origin(env: Mapping[str, str]) -> str:
+    """STOREFRONT_ORIGIN, or in development the local gateway's address."""
+    value = env.get("STOREFRONT_ORIGIN", "").strip().rstrip("/")
+    if not value:
+        offset = int(env.get("FUSION_PORT_OFFSET", "").strip() or 0)
+        return f"http://127.0.0.1:{LOCAL_GATEWAY_PORT + offset}"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+        raise ConfigError(f"STOREFRONT_ORIGIN must be an origin, scheme://host[:port] and nothing after; got {value!r}")
+    return value
+
+
+def _storefront_client_id(env: Mapping[str, str], environment: str) -> str | None:
+    """The browsers' OIDC client: the provider's client id; development defaults to the local issuer's one."""
+    value = env.get("STOREFRONT_OIDC_CLIENT_ID", "").strip()
+    if value or environment != "development":
+        return value or None  # the storefront refuses to sign anyone in without it
+    return default_of("STOREFRONT_OIDC_CLIENT_ID")
+
+
 def _deployed_value(env: Mapping[str, str], name: str, environment: str) -> None:
     """Outside development a setting must be given, and not as the public development default."""
     value = env.get(name, "").strip()
@@ -132,11 +184,15 @@ def _deployed_value(env: Mapping[str, str], name: str, environment: str) -> None
 
 
 def check_service_secrets(service: str, env: Mapping[str, str] | None = None) -> None:
-    """Refuse to start a service outside development without the secrets it needs."""
+    """Refuse to start a service outside development without the secrets and settings it needs."""
     env = os.environ if env is None else env
     environment = _choice(env, "FUSION_ENV", ENVIRONMENTS, "development")
     for name in SERVICE_SECRETS.get(service, ()):
         _deployed_value(env, name, environment)
+    missing = [name for name in SERVICE_SETTINGS.get(service, ()) if not env.get(name, "").strip()]
+    if missing and environment != "development":
+        raise ConfigError(f"{' and '.join(missing)} must be set outside development for {service} "
+                          f"(FUSION_ENV={environment})")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +224,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         eventing_oidc_issuer=eventing_issuer,
         customer_open_orders=_positive_int(env, "CUSTOMER_OPEN_ORDERS", int(default_of("CUSTOMER_OPEN_ORDERS"))),
         customer_open_units=_positive_int(env, "CUSTOMER_OPEN_UNITS", int(default_of("CUSTOMER_OPEN_UNITS"))),
+        seat_hold_seconds=_positive_int(env, "SEAT_HOLD_SECONDS", int(default_of("SEAT_HOLD_SECONDS"))),
+        customer_open_seats=_positive_int(env, "CUSTOMER_OPEN_SEATS", int(default_of("CUSTOMER_OPEN_SEATS"))),
+        campaign_max_days=_positive_int(env, "CAMPAIGN_MAX_DAYS", int(default_of("CAMPAIGN_MAX_DAYS"))),
+        catalog_url=_url(env, "CATALOG_URL"),
+        catalog_timeout_seconds=_positive_seconds(env, "CATALOG_TIMEOUT_SECONDS"),
+        storefront_oidc_client_id=_storefront_client_id(env, environment),
+        storefront_origin=storefront_origin(env),
     )
 
 
@@ -175,3 +238,46 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def settings() -> Settings:
     """The process's settings, read once."""
     return load_settings()
+
+
+def deliver_twice(env: Mapping[str, str] | None = None) -> bool:
+    """FUSION_DELIVER_TWICE: the local transport duplicates every event and webhook (development only)."""
+    env = os.environ if env is None else env
+    wanted = env.get("FUSION_DELIVER_TWICE", "").strip().lower() == "true"
+    environment = _choice(env, "FUSION_ENV", ENVIRONMENTS, "development")
+    if wanted and environment != "development":
+        raise ConfigError(f"FUSION_DELIVER_TWICE is for development only (FUSION_ENV={environment})")
+    return wanted
+
+
+@dataclass(frozen=True)
+class BrowserStripe:
+    """What the storefront's pages give Stripe.js: the publishable key and where the script comes from."""
+
+    publishable_key: str
+    js_url: str
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] of Stripe.js, for the pages' Content-Security-Policy."""
+        scheme, _, rest = self.js_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+STRIPE_JS_URL = "https://js.stripe.com/v3/"
+
+
+def browser_stripe(env: Mapping[str, str] | None = None) -> BrowserStripe:
+    """STRIPE_PUBLISHABLE_KEY and STRIPE_JS_URL; locally localstripe serves a Stripe.js stand-in."""
+    env = os.environ if env is None else env
+    environment = _choice(env, "FUSION_ENV", ENVIRONMENTS, "development")
+    _deployed_value(env, "STRIPE_PUBLISHABLE_KEY", environment)
+    key = env.get("STRIPE_PUBLISHABLE_KEY", "").strip() or default_of("STRIPE_PUBLISHABLE_KEY")
+    if not key.startswith("pk_"):
+        raise ConfigError(f"STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_…); got {key[:8]!r}…")
+    api_base = env.get("STRIPE_API_BASE", "").strip().rstrip("/")
+    local_default = f"{api_base}/js.stripe.com/v3/" if api_base and environment == "development" else STRIPE_JS_URL
+    js_url = _url(env, "STRIPE_JS_URL") or local_default
+    if environment != "development" and not js_url.startswith("https://"):
+        raise ConfigError(f"STRIPE_JS_URL must be an https:// URL outside development; got {js_url!r}")
+    return BrowserStripe(publishable_key=key, js_url=js_url if js_url.endswith("/") else js_url + "/")

@@ -53,7 +53,12 @@ VARIABLES: tuple[Variable, ...] = (
              deployed=REQUIRED, secret=True, part="payments"),
     Variable("STRIPE_WEBHOOK_SECRET", "whsec_…, verifies Stripe's webhook signatures", "whsec_fusion_local",
              deployed=REQUIRED, secret=True, part="payments"),
-    Variable("STRIPE_API_BASE", "another Stripe API address (localstripe)", NONE, part="payments"),
+    Variable("STRIPE_API_BASE", "another Stripe API address (localstripe)", NONE, part="payments, storefront"),
+    Variable("STRIPE_PUBLISHABLE_KEY", "pk_…, the key the storefront's pages give Stripe.js", "pk_test_fusion_local",
+             deployed=REQUIRED, part="storefront"),
+    Variable("STRIPE_JS_URL", "where the pages load Stripe.js from (https:// outside development)",
+             "<STRIPE_API_BASE>/js.stripe.com/v3/ (localstripe's stand-in), else https://js.stripe.com/v3/",
+             deployed="https://js.stripe.com/v3/", part="storefront"),
     Variable("STRIPE_AUTO_CONFIRM", "true: confirm intents with a test card server-side (development only)",
              NONE, part="payments"),
     Variable("PAYMENTS_RECONCILE_AFTER_SECONDS", "age of a pending payment before it is checked with Stripe",
@@ -69,6 +74,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CUSTOMER_OPEN_ORDERS", "unpaid storefront orders one customer may hold at once", "10",
              part="orders"),
     Variable("CUSTOMER_OPEN_UNITS", "unpaid units one customer may hold at once", "500", part="orders"),
+    Variable("CATALOG_URL", "where orders, inventory and group buying ask the catalog for a product they have not "
+             "heard of yet (GET /products?sku=…); in the cluster the catalog's cluster-local address, from the "
+             "manifests", "http://127.0.0.1:<catalog port>", deployed=REQUIRED,
+             part="orders, inventory, group-commerce"),
+    Variable("CATALOG_TIMEOUT_SECONDS", "how long a catalog lookup may take before the request answers 503",
+             "3", part="orders, inventory, group-commerce"),
+    Variable("SEAT_HOLD_SECONDS", "how long a campaign seat waits for its card to be authorized before it is "
+             "freed", "900", part="group-commerce"),
+    Variable("CUSTOMER_OPEN_SEATS", "open campaigns one customer may hold seats in at once", "5",
+             part="group-commerce"),
+    Variable("CAMPAIGN_MAX_DAYS", "the longest a campaign may run: its seats' card authorizations must still be "
+             "capturable at its deadline (Stripe keeps them 7 days)", "6", part="group-commerce"),
     Variable("OIDC_ISSUER", "the token issuer (https:// outside development); `fusion dev` runs a local one",
              "http://127.0.0.1:<FUSION_ISSUER_PORT>", deployed=REQUIRED, part="every process"),
     Variable("OIDC_AUDIENCE", "the audience tokens must carry", "fusioncommerce", deployed=REQUIRED,
@@ -78,9 +95,19 @@ VARIABLES: tuple[Variable, ...] = (
              "http://127.0.0.1:<FUSION_ISSUER_PORT>", deployed=REQUIRED, part="every function"),
     Variable("OIDC_SCOPE_CLAIM", "the claim with the staff scopes, dotted for nested ones (realm_access.roles)",
              "scope"),
+    Variable("STOREFRONT_OIDC_CLIENT_ID", "the storefront's OIDC client (public, PKCE S256) that browsers sign "
+             "in with", "fusioncommerce-storefront", deployed=REQUIRED, part="storefront, local issuer"),
+    Variable("STOREFRONT_ORIGIN", "the public origin of the pages (scheme://host[:port]); the local issuer "
+             "redirects only to its /auth/callback and answers CORS only for it (a real provider keeps these in "
+             "its client's settings, see docs/operations.md)",
+             "http://127.0.0.1:<8000 + FUSION_PORT_OFFSET>", deployed=NONE, part="local issuer"),
     Variable("THREADS", "gunicorn threads per function process (functions-framework)", "32 under `fusion dev`",
              deployed="8"),
-    Variable("FUSION_PORT_OFFSET", "shifts every function port (3000-3005) by this much", "0", part="fusion dev"),
+    Variable("OTEL_EXPORTER_OTLP_ENDPOINT", "an OTLP/HTTP collector, e.g. http://collector:4318: traces are exported "
+             "there (spans of requests, publishes and handlers); unset, no traces are recorded", NONE,
+             part="every process"),
+    Variable("FUSION_PORT_OFFSET", "shifts the gateway (8000) and every function port (3000-3007) by this much", "0",
+             part="fusion dev"),
     Variable("FUSION_PG_PORT", "embedded PostgreSQL's port (a free one is picked when the default is taken)",
              "5432", part="fusion dev"),
     Variable("FUSION_BROKER_PORT", "embedded broker's port (a free one is picked when the default is taken)",
@@ -95,8 +122,23 @@ VARIABLES: tuple[Variable, ...] = (
              part="router"),
     Variable("FUSION_SCHEDULE_INTERVAL", "seconds between scheduled runs instead of their cron (tests)", NONE,
              part="router"),
-    Variable("FUSION_SERVICE_URL_TEMPLATE", "where the router reaches a service, e.g. http://{service}:{port}",
-             NONE, part="router"),
+    Variable("FUSION_SERVICE_URL_TEMPLATE", "where the router, the gateway and the operations service reach a "
+             "service, e.g. http://{service}:{port}", NONE, part="router, gateway, operations"),
+    Variable("FUSION_DELIVER_TWICE", "true: the router delivers every event twice and localstripe sends every "
+             "webhook twice, as an at-least-once transport may (tests of idempotency; development only)", NONE,
+             part="router, localstripe"),
+    Variable("PROMETHEUS_MULTIPROC_DIR", "a directory where every gunicorn worker writes its metrics, so /metrics "
+             "adds them up; emptied before the process starts (`fusion dev`: one per service under .fusion/metrics/)",
+             NONE, part="every function"),
+    Variable("FUSION_METRICS_ADDRESS", "host:port where the relay or the router serves /metrics (`fusion dev`: "
+             "127.0.0.1, ports 3010 and 3011 shifted by FUSION_PORT_OFFSET); unset: not served", NONE,
+             deployed="0.0.0.0:9400 (relay)", part="relay, router"),
+    Variable("FUSION_TRIGGER_NAMESPACE", "the namespace whose Triggers' consumer-group lag the relay exports "
+             "(the Knative Kafka Broker's groups, knative-trigger-<namespace>-<trigger>)", NONE,
+             deployed="the relay's namespace", part="relay"),
+    Variable("OPERATIONS_PROMETHEUS_URL", "a Prometheus HTTP API the operations service reads the platform's "
+             "status from; unset: each local process's /health and /metrics (`fusion dev`)", NONE,
+             deployed="the cluster's Prometheus, from the manifests", part="operations"),
     Variable("SMOKE_STAFF_TOKEN", "the staff token `fusion smoke` presents (catalog:write)", NONE, secret=True,
              part="fusion smoke"),
     Variable("SMOKE_CUSTOMER_TOKEN", "the customer token `fusion smoke` orders with", NONE, secret=True,
