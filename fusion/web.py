@@ -80,8 +80,10 @@ def _document_body(schema: dict[str, Any], model: type[Any]) -> None:
             continue
         control = _CONTROL_IN_FREE_TEXT if name in free_text else _CONTROL
         for branch in prop.get("anyOf", [prop]):
-            if branch.get("type") == "string" and not {"enum", "format"} & set(branch):
-                branch["pattern"] = _text_pattern(control, branch.get("minLength", 0) > 0)
+            texts = [branch.get("items", {})] if branch.get("type") == "array" else [branch]  # lists of text too
+            for text in texts:
+                if text.get("type") == "string" and not {"enum", "format"} & set(text):
+                    text["pattern"] = _text_pattern(control, text.get("minLength", 0) > 0)
         if field.annotation is Decimal:  # documented as the JSON number it should be; text is accepted too
             prop.update(next(branch for branch in prop.pop("anyOf") if branch.get("type") == "number"))
 

@@ -59,7 +59,7 @@ def test_make_dev_runs_the_flow_stops_cleanly_and_keeps_its_data(tmp_path: Path)
     env = {
         "FUSION_STATE_DIR": str(state), "FUSION_PORT_OFFSET": str(OFFSET), "FUSION_PG_PORT": str(pg_port),
         "FUSION_BROKER_PORT": str(broker_port), "FUSION_STRIPE_PORT": str(stripe_port),
-        "DATABASE_URL": "", "KAFKA_BROKERS": "", "STRIPE_SECRET_KEY": "", **own_issuer(),
+        "DATABASE_URL": "", "KAFKA_BROKERS": "", "STRIPE_SECRET_KEY": "", "CATALOG_URL": "", **own_issuer(),
     }
     markers = [str(state), f"127.0.0.1:{broker_port}", f"--port {3000 + OFFSET}", f"--port={stripe_port}",
                f"--port {stripe_port}"]

@@ -23,8 +23,8 @@ from fusion.registry import services
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-MAX_EXAMPLES = 25  # per operation and phase
-BUDGET = 200.0  # seconds for every service together, so the fuzzer stays a few minutes on two cores
+MAX_EXAMPLES = 20  # per operation and phase
+BUDGET = 260.0  # seconds for every service together, so the fuzzer stays a few minutes on two cores
 SERVICES = list(services())
 CASES_LINE = re.compile(r"^\s*(\d+ generated.*)$", re.MULTILINE)
 
