@@ -92,11 +92,19 @@ class Ports:
         return ports
 
 
+HIGHEST_PORT = 65535
+
+
 def check_function_ports() -> None:
     """Fail before anything starts when a function's port, or the relay's or router's metrics port, is held
     by another process."""
     ports = {"gateway": gateway_port(), **{service.name: service.local_port for service in services().values()}}
     ports.update({f"{part} metrics": metrics_port(part) for part in METRICS_PORTS})
+    beyond = [f"{name} on {port}" for name, port in ports.items() if not 0 < port <= HIGHEST_PORT]
+    if beyond:
+        raise PortClash(f"FUSION_PORT_OFFSET={os.environ.get('FUSION_PORT_OFFSET', '')} puts {', '.join(beyond)}, "
+                        f"outside 1-{HIGHEST_PORT}; the highest port is the gateway's (8000 + the offset), so use an "
+                        f"offset below {HIGHEST_PORT - 8000 + 1}")
     clashes = [f"port {port} ({name}) is taken by {holder_of(port)}"
                for name, port in ports.items() if not port_free(port)]
     if clashes:

@@ -15,6 +15,7 @@ import pytest
 from support import free_port
 
 from fusion import cli
+from fusion.config import LOCAL_GATEWAY_PORT
 from fusion.local.platform import Ports, last_lines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +38,15 @@ def listening(port: int) -> Iterator[socket.socket]:
         holder.close()
 
 
+def _offset_of_a_free_catalog_port() -> int:
+    """An offset that puts the catalog on a free port and keeps the highest port (the gateway's) below 65536."""
+    while (port := free_port()) + (LOCAL_GATEWAY_PORT - 3000) > 65535:
+        continue
+    return port - 3000
+
+
 def test_a_taken_function_port_stops_fusion_dev_before_anything_starts(tmp_path: Path) -> None:
-    offset = free_port() - 3000  # catalog's port is then a free one
+    offset = _offset_of_a_free_catalog_port()
     state = tmp_path / "state"
     with listening(3000 + offset):
         started = time.monotonic()
@@ -52,6 +60,18 @@ def test_a_taken_function_port_stops_fusion_dev_before_anything_starts(tmp_path:
     message = result.stderr
     assert f"port {3000 + offset} (catalog) is taken by" in message and "FUSION_PORT_OFFSET" in message
     assert f"(pid {os.getpid()})" in message, "the holder is named with its pid"
+    assert not (state / "postgres").exists(), "nothing was started"
+
+
+def test_an_offset_that_puts_a_port_beyond_65535_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [sys.executable, "-m", "fusion.cli", "dev"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "FUSION_PORT_OFFSET": "60000", "FUSION_STATE_DIR": str(state),
+             "DATABASE_URL": "", "KAFKA_BROKERS": "", "STRIPE_SECRET_KEY": "", "OIDC_ISSUER": ""})
+    assert result.returncode == 1
+    assert "FUSION_PORT_OFFSET=60000 puts gateway on 68000, outside 1-65535" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (state / "postgres").exists(), "nothing was started"
 
 
