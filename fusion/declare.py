@@ -25,7 +25,17 @@ from fusion.binding import Event, InvalidEvent, from_http
 from fusion.config import check_service_secrets, settings
 from fusion.db import database_reachable
 from fusion.errors import DomainError
-from fusion.registry import SCHEDULED_RUNS, Delivery, FunctionSpec, Kind, Route, callable_of, functions_of, register
+from fusion.registry import (
+    SCHEDULED_RUNS,
+    Delivery,
+    FunctionSpec,
+    Kind,
+    Route,
+    callable_of,
+    functions_of,
+    reading_declarations,
+    register,
+)
 from fusion.topics import PING_TYPE, topic
 from fusion.uow import UnitOfWork, unit_of_work
 from fusion.web import ApiError, http_error, is_printable, json_response, limit_body, utc_now
@@ -56,12 +66,18 @@ def payload_of(event: Event, model: type[P]) -> P:
         raise UnprocessableEvent(f"{event.type} payload does not match its contract: {exc}") from None
 
 
-def boot(service: str) -> None:
-    """Check the configuration (a bad value stops the process with a clear error) and set up logs."""
+def boot(service: str, setup: Callable[[], None] | None = None) -> None:
+    """Check the configuration (a bad value stops the process with a clear error), set up logs, and run the
+    service's own `setup`. Nothing when its module is imported only for its declarations (`load_all`): the
+    process serves another part, which has neither this service's settings nor its app."""
+    if reading_declarations():
+        return
     check_service_secrets(service)
     logs.configure(settings().log_level)
     logs.bind(service=service)
     tracing.name_process(service)
+    if setup is not None:
+        setup()
 
 
 def health(service: str) -> flask.Response:

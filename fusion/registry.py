@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -172,10 +173,26 @@ def register(spec: FunctionSpec, function: Callable[..., Any]) -> None:
     _callables[spec.name] = function
 
 
+_reading_declarations = 0  # > 0 while load_all imports services' modules only to read what they declare
+_reading_lock = threading.RLock()
+
+
+def reading_declarations() -> bool:
+    """Whether services' modules are being imported only for their declarations (by the router, the relay, the
+    gateway, the operations service), not to be served: they then check no settings and set nothing up."""
+    return _reading_declarations > 0
+
+
 def load_all() -> dict[str, FunctionSpec]:
     """Import every service's functions and return the whole registry, by name."""
-    for module in FUNCTION_MODULES:
-        importlib.import_module(module)
+    global _reading_declarations
+    with _reading_lock:
+        _reading_declarations += 1
+        try:
+            for module in FUNCTION_MODULES:
+                importlib.import_module(module)
+        finally:
+            _reading_declarations -= 1
     undeclared = sorted({spec.service for spec in _registry.values()} - set(_services))
     if undeclared:
         raise ValueError(f"functions name undeclared services: {', '.join(undeclared)}")

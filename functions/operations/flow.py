@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated
@@ -76,13 +75,8 @@ def pods_by_service(pods: dict[str, bool], specs: list[FunctionSpec]) -> dict[st
 
 @functools.cache
 def declarations() -> list[FunctionSpec]:
-    """Every function of the registry, as the platform's parts read it (the router, the gateway).
-
-    Read once, in a thread of its own: functions-framework serves this service from inside its Flask app,
-    and the other services' modules, imported only for their declarations, would otherwise set themselves
-    up on this app while it serves a request."""
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        return reader.submit(lambda: list(load_all().values())).result()
+    """Every function of the registry, as the platform's parts read it (the router, the gateway), read once."""
+    return list(load_all().values())
 
 
 def _targets() -> list[Target]:

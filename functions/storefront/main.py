@@ -24,9 +24,8 @@ from fusion.registry import Service, declare_service
 SERVICE = declare_service(Service(
     name="storefront", port=3006, cpu_limit="250m", memory_limit="256Mi", min_replicas=2, max_replicas=6, cpu_target=70,
 ))
-boot(SERVICE.name)
 serve = service_dispatcher(SERVICE.name)
-hand_static_paths_to(serve)
+boot(SERVICE.name, setup=lambda: hand_static_paths_to(serve))
 
 __all__ = [
     "SERVICE",
