@@ -168,11 +168,8 @@ class JoinedView(CampaignView):
 @command("join-campaign", service=SERVICE, routes=["POST /campaigns/{id}/join"], auth=CUSTOMER, body=Joiner,
          answers=JoinedView)
 def join_campaign(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
-    """Hold a seat in a campaign for the signed-in customer until its card is authorized (POST /payments)."""
+    """Hold a seat in a campaign for the signed-in customer until its card is authorized (POST /seat-payments)."""
     campaign_id = path_uuid(params, "id", "campaign")
     user_id = customer_id_for(parse_body(request, Joiner).user_id, "userId")
-    row = flow.join_campaign(Join(campaign_id, user_id), uow)
-    seat = store.find_participant(uow, campaign_id, user_id)
-    if seat is None:  # the join holds the seat row in this transaction
-        raise RuntimeError(f"campaign {campaign_id}: the seat of {user_id} cannot be read")
-    return answer(JoinedView.model_validate({**_view_fields(row), "seat": _seat_view(seat)}))
+    joined = flow.join_campaign(Join(campaign_id, user_id), uow)
+    return answer(JoinedView.model_validate({**_view_fields(joined.campaign), "seat": _seat_view(joined.seat)}))

@@ -56,7 +56,7 @@ from functions.group_commerce.rules import (
     parse_deadline,
     refusal_code,
 )
-from functions.group_commerce.store import CampaignRow
+from functions.group_commerce.store import CampaignRow, Participant
 from fusion import catalog_lookup
 from fusion.config import settings
 from fusion.contracts import (
@@ -113,6 +113,14 @@ class NewCampaign(Body):
 class Join:
     campaign_id: uuid.UUID
     user_id: str
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The campaign as the join left it, and the joiner's seat."""
+
+    campaign: CampaignRow
+    seat: Participant
 
 
 @dataclass(frozen=True)
@@ -227,26 +235,31 @@ def settle_stock(outcome: StockOutcome, uow: UnitOfWork) -> CampaignRow | None:
 # joining
 
 
-def join_campaign(join: Join, uow: UnitOfWork) -> CampaignRow:
+def join_campaign(join: Join, uow: UnitOfWork) -> Joined:
     """Hold a seat for the user and publish group-commerce.seat.held, so payments asks for its authorization."""
     _existing_campaign(uow, join.campaign_id)
     store.serialise_joins_of(uow, join.user_id)
     earlier = store.find_participant(uow, join.campaign_id, join.user_id)
     if earlier is None or earlier.status == RELEASED:
         _check_open_seat_limit(uow, join.user_id)
-    config = settings()
-    if not store.claim_participant_row(uow, join.campaign_id, join.user_id, config.seat_hold_seconds):
+    seat = store.claim_participant_row(uow, join.campaign_id, join.user_id, settings().seat_hold_seconds)
+    if seat is None:
         # Read again: a concurrent first join by this user may have committed while we waited.
-        return _existing_campaign(uow, join.campaign_id)
+        return Joined(_existing_campaign(uow, join.campaign_id), _seat_of(uow, join))
     row = store.hold_seat(uow, join.campaign_id)
     if row is None:
         raise _refusal(uow, join.campaign_id)
-    seat = store.find_participant(uow, join.campaign_id, join.user_id)
-    hold_expires_at = seat.hold_expires_at if seat and seat.hold_expires_at else utc_now()
     uow.publish("group-commerce.seat.held", subject=str(row.id),
                 payload=SeatHeld(campaign=campaign_contract(row), user_id=join.user_id,
-                                 hold_expires_at=hold_expires_at))
-    return row
+                                 hold_expires_at=seat.hold_expires_at or utc_now()))
+    return Joined(row, seat)
+
+
+def _seat_of(uow: UnitOfWork, join: Join) -> Participant:
+    seat = store.find_participant(uow, join.campaign_id, join.user_id)
+    if seat is None:  # the claim found this row, in this transaction
+        raise RuntimeError(f"campaign {join.campaign_id}: the seat of {join.user_id} cannot be read")
+    return seat
 
 
 def _check_open_seat_limit(uow: UnitOfWork, user_id: str) -> None:
@@ -353,9 +366,8 @@ def _free_seat(uow: UnitOfWork, campaign: CampaignRow, user_id: str, reason: str
                notify_payments: bool) -> bool:
     """A held seat is given up (its card declined, or its hold ran out); False when it was not held."""
     if not store.move_seat(uow, campaign.id, user_id, was=(HELD,), becomes=RELEASED, reason=reason):
-        return False
-    if campaign.status in (ACTIVE, SUCCESSFUL, PENDING):  # an ended campaign holds no seats any more
-        store.change_seat_counts(uow, campaign.id, held=-1)
+        return False  # an ended campaign released its held seats when it ended
+    store.change_seat_counts(uow, campaign.id, held=-1)
     if notify_payments:
         _publish_release(uow, campaign.id, user_id, reason)
     return True

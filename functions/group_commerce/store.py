@@ -208,20 +208,19 @@ def open_seats_of(db: Sql, user_id: str) -> int:
     ).scalar_one())
 
 
-def claim_participant_row(db: Sql, campaign_id: uuid.UUID, user_id: str, hold_seconds: int) -> bool:
-    """Hold a seat row for the user; False when the user already holds (or held and paid for) one.
+def claim_participant_row(db: Sql, campaign_id: uuid.UUID, user_id: str, hold_seconds: int) -> Participant | None:
+    """Hold a seat row for the user; None when the user already holds (or held and paid for) one.
 
     A seat released earlier (a declined card, a hold that ran out) may be held again.
     """
-    row = db.execute(
+    return db.execute(
         "INSERT INTO group_commerce.participants (campaign_id, user_id, status, hold_expires_at) "
         "VALUES (:campaign_id, :user_id, 'held', now() + make_interval(secs => :hold)) "
         "ON CONFLICT (campaign_id, user_id) DO UPDATE SET status = 'held', joined_at = now(), "
         "hold_expires_at = EXCLUDED.hold_expires_at, status_reason = NULL, updated_at = now() "
-        "WHERE group_commerce.participants.status = 'released' RETURNING 1",
+        f"WHERE group_commerce.participants.status = 'released' RETURNING {PARTICIPANT_COLUMNS}",
         {"campaign_id": campaign_id, "user_id": user_id, "hold": hold_seconds},
-    ).first()
-    return row is not None
+    ).first_as(Participant)
 
 
 def hold_seat(db: Sql, campaign_id: uuid.UUID) -> CampaignRow | None:
