@@ -279,13 +279,19 @@ def _refund(uow: UnitOfWork, payment: Payment, reason: str) -> Payment:
     """Give a payment's money back in full (through Stripe) and publish payment.refunded."""
     refund_id = None
     if payment.provider_payment_id:
-        try:
-            refund_id = gateway.refund_intent(payment.provider_payment_id, payment.amount_minor,
-                                              str(payment.id), payment.order_id)
-        except gateway.PaymentRefused as exc:
-            if exc.code != ALREADY_REFUNDED:
-                raise ProviderRefused(f"Stripe refused the refund: {exc}", code="refund_refused") from exc
+        refund_id = _refund_at_stripe(payment.provider_payment_id, payment.amount_minor, str(payment.id),
+                                      payment.order_id)
     return _mark_refunded(uow, payment, reason, refund_id)
+
+
+def _refund_at_stripe(intent_id: str, amount_minor: int, payment_id: str, order_id: str) -> str | None:
+    """Refund an intent's charge in full; its refund id, or None when Stripe had refunded it already."""
+    try:
+        return gateway.refund_intent(intent_id, amount_minor, payment_id, order_id)
+    except gateway.PaymentRefused as exc:
+        if exc.code != ALREADY_REFUNDED:
+            raise ProviderRefused(f"Stripe refused the refund: {exc}", code="refund_refused") from exc
+        return None
 
 
 def _mark_refunded(uow: UnitOfWork, payment: Payment, reason: str, refund_id: str | None = None) -> Payment:
@@ -473,12 +479,7 @@ def _refund_seat_of(uow: UnitOfWork, campaign_id: str, customer_id: str, reason:
     seat = store.lock_seat_payment(uow, campaign_id, customer_id)
     if seat is None or seat.status != SEAT_CAPTURED or not seat.provider_payment_id:
         return
-    refund_id = None
-    try:
-        refund_id = gateway.refund_intent(seat.provider_payment_id, seat.amount_minor, str(seat.id), "")
-    except gateway.PaymentRefused as exc:
-        if exc.code != ALREADY_REFUNDED:
-            raise ProviderRefused(f"Stripe refused the refund: {exc}", code="refund_refused") from exc
+    refund_id = _refund_at_stripe(seat.provider_payment_id, seat.amount_minor, str(seat.id), "")
     log.warning("seat payment %s refunded: its group order is %s", seat.id, reason)
     _seat_refunded(uow, seat, reason, refund_id)
 
