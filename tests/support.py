@@ -10,10 +10,24 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from fusion import db
 from fusion.auth import STAFF_SCOPES, delivery_audience
+from fusion.binding import Event, to_http
 from fusion.local.issuer import ROUTER_SUBJECT, IssuerKey
 
 EVENT_PATH = "/_functions/"  # where a service process takes its functions' deliveries
+
+
+def deliver(service: FlaskClient, function: str, event: Event) -> int:
+    """Hand `event` to one of the service's event functions as the event plane does; the status it answers."""
+    headers, body = to_http(event)
+    return service.post(f"{EVENT_PATH}{function}", headers=headers, data=body).status_code
+
+
+def sql(statement: str, **params: Any) -> Any:
+    """Run a statement on the test database and commit it (to set up or break a state directly)."""
+    with db.pool().begin() as conn:
+        return conn.execute(statement, params)
 
 
 def free_port() -> int:

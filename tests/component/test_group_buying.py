@@ -18,9 +18,9 @@ import pytest
 from flask.testing import FlaskClient
 from saga_pump import SagaPump
 from stripe_fixtures import WebhookReceiver, localstripe, localstripe_server, stripe_webhooks  # noqa: F401
+from support import sql
 
 from functions.payments.gateway import stripe_client
-from fusion import db
 from fusion.binding import Event, to_http
 from fusion.topics import PING_TYPE
 
@@ -30,10 +30,6 @@ pytestmark = pytest.mark.usefixtures("localstripe")
 
 # helpers
 
-
-def sql(statement: str, **params: Any) -> Any:
-    with db.pool().begin() as conn:
-        return conn.execute(statement, params)
 
 
 def new_product(pump: SagaPump, stock: int, price: str = "20.00") -> dict[str, Any]:

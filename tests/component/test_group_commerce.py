@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support import Tokens
+from support import Tokens, deliver, sql
 
 from fusion import config, db
-from fusion.binding import Event, new_event, to_http
+from fusion.binding import Event, new_event
 from fusion.contracts import CampaignStockHeld, CampaignStockRefused, ProductCreated, SeatPayment, SeatPaymentFailed
 from fusion.topics import PING_TYPE
 
@@ -30,11 +30,6 @@ MakeClient = Callable[[str], FlaskClient]
 def gc(client: MakeClient) -> FlaskClient:
     return client("group-commerce")
 
-
-def deliver(service_client: FlaskClient, function: str, event: Event) -> int:
-    headers, body = to_http(event)
-    response = service_client.post(f"/_functions/{function}", headers=headers, data=body)
-    return response.status_code
 
 
 def product_created(price: str = "20.00", currency: str = "USD") -> Event:
@@ -128,10 +123,6 @@ def outbox_events(topic: str, schema: str = "group_commerce") -> list[Event]:
         ).all()
     return [Event(dict(row.attributes), bytes(row.payload)) for row in rows]
 
-
-def sql(statement: str, **params: Any) -> Any:
-    with db.pool().begin() as conn:
-        return conn.execute(statement, params)
 
 
 def move_deadline_to_the_past(campaign_id: str) -> None:

@@ -23,12 +23,12 @@ from stripe_fixtures import (  # noqa: F401 - fixtures
     stripe_event,
     stripe_webhooks,
 )
-from support import Tokens, free_port
+from support import Tokens, deliver, free_port
 
 from functions.payments import store
 from functions.payments.gateway import reset_stripe_client, stripe_client
 from fusion import config, db
-from fusion.binding import Event, new_event, to_http
+from fusion.binding import Event, new_event
 from fusion.contracts import InventoryReserved, OrderCancelled, OrderCreated, OrderItem, StockLine
 from fusion.topics import PING_TYPE
 from fusion.waiting import wait_until
@@ -49,10 +49,6 @@ def manual_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
     """Intents wait for the customer's card, as with real Stripe."""
     monkeypatch.setenv("STRIPE_AUTO_CONFIRM", "false")
 
-
-def deliver(service: FlaskClient, function: str, event: Event) -> int:
-    headers, body = to_http(event)
-    return service.post(f"/_functions/{function}", headers=headers, data=body).status_code
 
 
 def order_created(order_id: str, total: str = "19.99", currency: str = "USD", customer: str = "cust-1") -> Event:

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support import Tokens
+from support import Tokens, deliver
 
 from functions.shipping.flow import UnknownTrackingNumber, advance_shipment
 from functions.shipping.rules import is_valid_tracking_number
 from fusion import db
-from fusion.binding import Event, new_event, to_http
+from fusion.binding import Event, new_event
 from fusion.config import settings
 from fusion.contracts import PaymentRefunded, PaymentSucceeded
 from fusion.registry import service_named
@@ -37,10 +37,6 @@ MakeClient = Callable[[str], FlaskClient]
 def ship(client: MakeClient) -> FlaskClient:
     return client("shipping")
 
-
-def deliver(service: FlaskClient, function: str, event: Event) -> int:
-    headers, body = to_http(event)
-    return service.post(f"/_functions/{function}", headers=headers, data=body).status_code
 
 
 def payment_succeeded(order_id: str, customer: str | None = "cust-7") -> Event:

@@ -11,7 +11,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,14 @@ class RunningPlatform:
         return self.request("POST", service, path, body, headers)
 
     def pid_of(self, part: str) -> int:
-        """The pid `fusion dev` printed for a part in its table."""
-        for line in self.output.read_text().splitlines():
+        """The pid `fusion dev` printed for a part in its latest table (the first number after its address,
+        which may hold spaces; a restart count may follow)."""
+        for line in reversed(self.output.read_text().splitlines()):
             fields = line.split()
-            if len(fields) == 3 and fields[0] == part and fields[2].isdigit():
-                return int(fields[2])
+            if fields and fields[0] == part:
+                numbers = [field for field in fields[1:] if field.isdigit()]
+                if numbers:
+                    return int(numbers[0])
         raise LookupError(f"{part} is not in the platform's table")
 
     def stop(self, timeout: float = 20.0) -> int:
@@ -112,6 +116,18 @@ def with_local_tokens(running: RunningPlatform, env: dict[str, str]) -> RunningP
 # empty: the platform runs its own OIDC issuer, on a port of its own
 def own_issuer() -> dict[str, str]:
     return {"OIDC_ISSUER": "", "OIDC_AUDIENCE": "", "FUSION_ISSUER_PORT": str(free_port())}
+
+
+@contextmanager
+def stopped(platform: RunningPlatform, part: str) -> Iterator[None]:
+    """A part's processes (a service's gunicorn and its worker, or the relay: one session each) stopped, and
+    always continued."""
+    group = platform.pid_of(part)
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(group, signal.SIGCONT)
 
 
 def eventually(probe: Callable[[], Any], accept: Callable[[Any], bool], timeout: float = 30.0) -> Any:

@@ -15,14 +15,25 @@ PAST_CONFIRMED = {"confirmed", "paid", "shipped", "delivered"}
 def new_product(platform: RunningPlatform, inventory: int, price: float = 10.0,
                 timeout: float = 30.0) -> dict[str, Any]:
     sku = f"SKU-{uuid.uuid4().hex[:10]}"
-    status, product = platform.post("catalog", "/products", {"sku": sku, "name": f"Product {sku}", "price": price,
-                                                             "currency": "USD", "inventory": inventory})
+    body = {"sku": sku, "name": f"Product {sku}", "price": price, "currency": "USD", "inventory": inventory}
+    once = {"Idempotency-Key": f"new-product-{sku}"}
+    # a 503 (or no answer) says try again, as a client would: right after a fault the catalog's pool may meet
+    # the connections the fault cut
+    status, product = eventually(lambda: _create(platform, body, once), lambda answer: answer[0] not in (0, 503),
+                                 timeout=timeout)
     assert status == 201, product
     # orders and inventory ask the catalog for a product they have not heard of, so it can be ordered at
     # once; the stock listing, which the tests read, shows it once product.created has arrived
     eventually(lambda: platform.get("inventory", "/inventory"), lambda rows: any(r["sku"] == sku for r in rows),
                timeout=timeout)
     return product
+
+
+def _create(platform: RunningPlatform, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+    try:
+        return platform.post("catalog", "/products", body, headers)
+    except OSError:
+        return 0, None
 
 
 def place(platform: RunningPlatform, sku: str, quantity: int, price: float,

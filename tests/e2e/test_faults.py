@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from platform_runner import RunningPlatform, eventually, own_issuer, start_platform
 from support import free_port
-from test_backbone import order_status, place, stock
+from test_backbone import new_product, order_status, place, stock
 from test_supervision import health, table_rows
 
 from fusion.kafka import consumer
@@ -110,45 +110,19 @@ class OrderLoad:
     def join(self) -> list[str]:
         assert self.thread is not None
         self.thread.join(self.count / self.per_second + 120)
+        assert not self.thread.is_alive(), "the load did not finish"
         return self.accepted
 
 
 def during_load(faulty: FaultPlatform, fault: Callable[[], float]) -> tuple[list[str], str, float]:
     """Run a load with `fault` injected once a third of it is placed; `fault` returns when it ended."""
-    product = product_for_load(faulty.platform)
+    product = new_product(faulty.platform, inventory=STOCK)
     load = OrderLoad(faulty.platform, product["sku"]).start()
     eventually(lambda: load.placed(1 / 3), bool, timeout=60)
+    before_the_fault = len(load.accepted)
+    assert before_the_fault > 0, "no order of the load was accepted before the fault"
     ended = fault()
     return load.join(), product["sku"], ended
-
-
-def product_for_load(platform: RunningPlatform) -> dict[str, Any]:
-    """A product to load. Right after an earlier fault the catalog may still answer 503 (its pool meets the
-    connections that fault cut, and says try again), so the creation is retried as a client would."""
-    key = {"Idempotency-Key": f"load-{uuid.uuid4()}"}
-    attempt = eventually(lambda: _try_create(platform, key), lambda result: result[0] not in (0, 503), timeout=60)
-    assert attempt[0] == 201, attempt
-    return _stocked(platform, attempt[1])
-
-
-def _try_create(platform: RunningPlatform, key: dict[str, str]) -> tuple[int, Any]:
-    sku = f"LOAD-{key['Idempotency-Key'][5:17]}"
-    try:
-        return platform.post("catalog", "/products", {"sku": sku, "name": f"Product {sku}", "price": PRICE,
-                                                      "currency": "USD", "inventory": STOCK}, headers=key)
-    except OSError:
-        return 0, None
-
-
-def _stocked(platform: RunningPlatform, product: dict[str, Any]) -> dict[str, Any]:
-    eventually(lambda: stock_rows(platform), lambda rows: any(row["sku"] == product["sku"] for row in rows),
-               timeout=60)
-    return product
-
-
-def stock_rows(platform: RunningPlatform) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = platform.get("inventory", "/inventory")
-    return rows
 
 
 def recovered_after(platform: RunningPlatform, sku: str, ended: float) -> tuple[str, float]:
@@ -315,7 +289,7 @@ def test_the_broker_stops_for_ten_seconds(faulty: FaultPlatform, tmp_path: Path)
     """Last: the memory-only broker forgets its topics and groups. What it held when it stopped is lost,
     so the load runs only while it is down and after it is back; the relay keeps the events meanwhile."""
     platform = faulty.platform
-    product = product_for_load(platform)
+    product = new_product(platform, inventory=STOCK)
     started = time.monotonic()
     faulty.broker[0].stop()
     try:

@@ -5,17 +5,14 @@ failing one that answers 5xx or lags."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
-from platform_runner import PROJECT_ROOT, RunningPlatform, eventually
+from platform_runner import PROJECT_ROOT, RunningPlatform, eventually, stopped
 from test_backbone import new_product, place, settled
 
 from fusion import metrics
@@ -46,17 +43,6 @@ def total(samples: list[Sample], name: str, **labels: str) -> float:
 
 def lag_of(platform: RunningPlatform, handler: str) -> float:
     return total(scraped(platform, "router"), metrics.CONSUMER_LAG, handler=handler)
-
-
-@contextmanager
-def stopped(platform: RunningPlatform, service: str) -> Iterator[None]:
-    """The service's processes (gunicorn and its worker, one session) stopped, and always continued."""
-    group = platform.pid_of(service)
-    os.killpg(group, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(group, signal.SIGCONT)
 
 
 def fusion(platform: RunningPlatform, *args: str, database: str = "") -> subprocess.Popen[str]:
