@@ -25,7 +25,7 @@ SERVICE_SECRETS = {"payments": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"), "
 # Settings a service cannot run without outside development (the manifests render them into its env).
 SERVICE_SETTINGS = {"orders": ("CATALOG_URL",), "group-commerce": ("CATALOG_URL",), "inventory": ("CATALOG_URL",),
                     "storefront": ("STOREFRONT_OIDC_CLIENT_ID",),
-                    "operations": ("OPERATIONS_PROMETHEUS_URL",)}
+                    "operations": ("OPERATIONS_PROMETHEUS_URL", "OPERATIONS_PROMETHEUS_SELECTOR")}
 
 
 class ConfigError(ValueError):

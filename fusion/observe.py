@@ -15,18 +15,19 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from fusion import metrics
+from fusion.knative.resources import RELAY
 from fusion.local.ports import METRICS_PORTS, metrics_port
-from fusion.registry import services
+from fusion.registry import FunctionSpec, load_all
 
 SCRAPE_TIMEOUT = 2.0  # a process that does not answer /health or /metrics within it counts as failing
 QUANTILE = 0.95
 DEAD = (metrics.DEAD_LETTERED, metrics.REJECTED)
-SERVER_ERRORS = 'status=~"5.."'
+PART_HOSTS = {"relay": RELAY, "router": "router"}  # the Deployment / Compose service running each
 
 
 class SourceUnavailable(RuntimeError):
@@ -168,13 +169,44 @@ class Target:
     health_url: str | None  # None: answering /metrics is its health (the relay, the router)
 
 
-def local_targets(host: str = "127.0.0.1") -> list[Target]:
-    """Every process `fusion dev` runs that has /metrics: one per service, the relay, the router."""
-    targets = [Target(s.name, f"http://{host}:{s.local_port}{metrics.METRICS_PATH}",
-                      f"http://{host}:{s.local_port}/health") for s in services().values()]
-    targets += [Target(part, f"http://{host}:{metrics_port(part)}{metrics.METRICS_PATH}", None)
-                for part in METRICS_PORTS]
+def local_targets(template: str | None = None) -> list[Target]:
+    """Every process of the platform that has /metrics: one per service, the relay, the router. Where `fusion
+    dev` runs them, or where `template` (FUSION_SERVICE_URL_TEMPLATE, e.g. "http://{service}:{port}") says."""
+    from fusion.router import service_url_from
+
+    service_url = service_url_from(template)
+    first: dict[str, FunctionSpec] = {}  # one function per service: they all share its URL
+    for spec in load_all().values():
+        first.setdefault(spec.service, spec)
+    targets = [Target(name, service_url(spec) + metrics.METRICS_PATH, service_url(spec) + "/health")
+               for name, spec in first.items()]
+    targets += [Target(part, _part_url(part, template) + metrics.METRICS_PATH, None) for part in METRICS_PORTS]
     return targets
+
+
+def _part_url(part: str, template: str | None) -> str:
+    if not template:
+        return f"http://127.0.0.1:{metrics_port(part)}"
+    return template.format(service=PART_HOSTS[part], port=METRICS_PORTS[part])
+
+
+def pods_by_service(pods: Mapping[str, bool], specs: Iterable[FunctionSpec]) -> dict[str, bool]:
+    """Pod health as service health: a service is healthy when every pod of its functions answers (Knative
+    names a pod after its function's revision, `<function>-<revision>-deployment-…`). A service scaled to
+    zero has no pod, and no entry: its health is not known."""
+    owners = sorted(((spec.name, spec.service) for spec in specs), key=lambda owner: -len(owner[0]))
+    owners += [(host, part) for part, host in PART_HOSTS.items()]
+    health: dict[str, bool] = {}
+    for pod, up in pods.items():
+        service = next((service for name, service in owners if pod.startswith(name + "-")), None)
+        if service is not None:
+            health[service] = health.get(service, True) and up
+    return health
+
+
+def service_health(snapshot: Snapshot) -> Snapshot:
+    """The snapshot with its pods' health read as each service's (a Prometheus's `up` names pods)."""
+    return replace(snapshot, health=pods_by_service(snapshot.health, load_all().values()))
 
 
 def _fetch(url: str) -> tuple[int, str] | None:
@@ -226,6 +258,13 @@ def watch_locally(window: float, targets: list[Target] | None = None) -> Snapsho
 # Prometheus
 
 
+Answer = list[tuple[dict[str, str], float]]  # a vector query's series: labels, value
+
+
+def _by(answer: Answer, label: str) -> dict[str, float]:
+    return {labels.get(label, ""): value for labels, value in answer}
+
+
 def promql_window(seconds: float) -> str:
     return f"{max(1, round(seconds))}s"
 
@@ -238,7 +277,7 @@ class Prometheus:
         self.url = url.rstrip("/")
         self.selector = selector
 
-    def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
+    def query(self, promql: str) -> Answer:
         address = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
         try:
             with urllib.request.urlopen(address, timeout=10) as response:
@@ -254,30 +293,45 @@ class Prometheus:
         matchers = ", ".join(part for part in (self.selector, extra) if part)
         return f"{metric}{{{matchers}}}"
 
-    def by(self, label: str, promql: str) -> dict[str, float]:
-        return {labels.get(label, ""): value for labels, value in self.query(promql)}
+    def _all(self, queries: list[str]) -> list[Answer]:
+        """The answers to several queries, asked at once."""
+        with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+            return list(pool.map(self.query, queries))
 
-    def http(self, label: str, window: str) -> dict[str, Figures]:
-        total = self.by(label, f"sum by ({label}) (increase({self._of(metrics.HTTP_REQUESTS)}[{window}]))")
-        failed = self._of(metrics.HTTP_REQUESTS, SERVER_ERRORS)
-        errors = self.by(label, f"sum by ({label}) (increase({failed}[{window}]))")
-        p95 = self.by(label, f"histogram_quantile({QUANTILE}, sum by ({label}, le) "
-                             f"(rate({self._of(metrics.HTTP_DURATION + '_bucket')}[{window}])))")
-        return {name: Figures(count, errors.get(name, 0.0), p95.get(name)) for name, count in total.items() if name}
+    def _backlog_queries(self) -> list[str]:
+        dead = self._of(metrics.DELIVERIES, 'outcome=~"' + "|".join(DEAD) + '"')
+        return [self._of("up"), f"max by (handler) ({self._of(metrics.CONSUMER_LAG)})",
+                f"sum by (handler) ({dead})", f"max by (schema) ({self._of(metrics.OUTBOX_WAITING)})",
+                f"max by (schema) ({self._of(metrics.OUTBOX_OLDEST)})"]
+
+    @staticmethod
+    def _backlog(answers: list[Answer]) -> Snapshot:
+        up, lag, dead, waiting, oldest = answers
+        health = {labels.get("pod") or labels.get("instance", "?"): value == 1 for labels, value in up}
+        outbox = _by(waiting, "schema")
+        ages = _by(oldest, "schema")
+        return Snapshot(window=0.0, health=health, lag=_by(lag, "handler"), dead_letters=_by(dead, "handler"),
+                        outbox={schema: (count, ages.get(schema, 0.0)) for schema, count in outbox.items()})
+
+    def backlog(self) -> Snapshot:
+        """What waits, now: each pod's `up`, each handler's lag and dead letters, each outbox; no HTTP figures."""
+        return self._backlog(self._all(self._backlog_queries()))
+
+    def _http_queries(self, window: float) -> list[str]:
+        span = promql_window(window)
+        return [f"sum by (service, function, status) (increase({self._of(metrics.HTTP_REQUESTS)}[{span}]))",
+                f"sum by (service, function, le) (increase({self._of(metrics.HTTP_DURATION + '_bucket')}[{span}]))"]
+
+    @staticmethod
+    def _samples(requests: Answer,
+                 buckets: Answer) -> list[Sample]:
+        """The answers as the samples a /metrics scrape gives, for http_figures."""
+        return ([Sample(metrics.HTTP_REQUESTS, labels, value) for labels, value in requests]
+                + [Sample(metrics.HTTP_DURATION + "_bucket", labels, value) for labels, value in buckets])
 
     def snapshot(self, window: float) -> Snapshot:
-        span = promql_window(window)
-        health = {labels.get("pod") or labels.get("instance", "?"): value == 1
-                  for labels, value in self.query(self._of("up"))}
-        waiting = self.by("schema", f"max by (schema) ({self._of(metrics.OUTBOX_WAITING)})")
-        oldest = self.by("schema", f"max by (schema) ({self._of(metrics.OUTBOX_OLDEST)})")
-        dead = self._of(metrics.DELIVERIES, 'outcome=~"' + "|".join(DEAD) + '"')
-        return Snapshot(
-            window=window,
-            services=self.http("service", span),
-            functions=self.http("function", span),
-            health=health,
-            lag=self.by("handler", f"max by (handler) ({self._of(metrics.CONSUMER_LAG)})"),
-            dead_letters=self.by("handler", f"sum by (handler) ({dead})"),
-            outbox={schema: (count, oldest.get(schema, 0.0)) for schema, count in waiting.items()},
-        )
+        """The backlog, and the HTTP figures of the last `window` seconds (seven queries, asked at once)."""
+        answers = self._all([*self._backlog_queries(), *self._http_queries(window)])
+        grown = self._samples(answers[-2], answers[-1])
+        return replace(self._backlog(answers[:-2]), window=window, services=http_figures(grown, "service"),
+                       functions=http_figures(grown, "function"))

@@ -10,7 +10,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fusion.local.ports import METRICS_PORTS
-from fusion.observe import Figures, Prometheus, Scrape, Snapshot, local_snapshot, local_targets, scrape
+from fusion.observe import (
+    Figures,
+    Prometheus,
+    Scrape,
+    Snapshot,
+    local_snapshot,
+    local_targets,
+    scrape,
+    service_health,
+)
 from fusion.registry import load_all, services
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen
@@ -95,7 +104,7 @@ def show(prometheus: str | None, selector: str, window: float, interval: float, 
         label = f"Prometheus {prometheus}"
 
         def next_snapshot() -> Snapshot:
-            return source.snapshot(window)
+            return service_health(source.snapshot(window))  # `up` names pods: read per service
     else:
         label = "local platform"
         next_snapshot = _local_source(interval)

@@ -139,6 +139,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OPERATIONS_PROMETHEUS_URL", "a Prometheus HTTP API the operations service reads the platform's "
              "status from; unset: each local process's /health and /metrics (`fusion dev`)", NONE,
              deployed="the cluster's Prometheus, from the manifests", part="operations"),
+    Variable("OPERATIONS_PROMETHEUS_SELECTOR", "label matchers every series the operations service reads from "
+             "OPERATIONS_PROMETHEUS_URL must carry, so one Prometheus shared by the environments gives each its "
+             "own figures", NONE, deployed="`namespace=\"…\"`, the environment's, from the manifests",
+             part="operations"),
     Variable("SMOKE_STAFF_TOKEN", "the staff token `fusion smoke` presents (catalog:write)", NONE, secret=True,
              part="fusion smoke"),
     Variable("SMOKE_CUSTOMER_TOKEN", "the customer token `fusion smoke` orders with", NONE, secret=True,

@@ -2,14 +2,15 @@
 
 The status comes from the same figures `fusion status` shows (fusion.observe): each process's /health and
 /metrics on the local platform (or where FUSION_SERVICE_URL_TEMPLATE says, in Compose), or a Prometheus
-(OPERATIONS_PROMETHEUS_URL) in the cluster.
+(OPERATIONS_PROMETHEUS_URL, its series narrowed to this environment's by OPERATIONS_PROMETHEUS_SELECTOR) in the
+cluster.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -19,16 +20,14 @@ from pydantic import Field
 from functions.operations import store
 from fusion import dlq
 from fusion.binding import Event
-from fusion.errors import Invalid, NotFound, Unavailable
+from fusion.errors import Invalid, NotFound, Refused, Unavailable
 from fusion.local.ports import METRICS_PORTS
-from fusion.metrics import METRICS_PATH
-from fusion.observe import Prometheus, Snapshot, SourceUnavailable, Target, from_scrapes, local_targets, scrape
+from fusion.observe import Prometheus, Snapshot, SourceUnavailable, from_scrapes, local_targets, scrape, service_health
 from fusion.registry import FunctionSpec, load_all, services
 from fusion.topics import DLQ_SUFFIX, TOPICS
 from fusion.uow import UnitOfWork
 from fusion.web import Body
 
-PROMETHEUS_WINDOW = 300.0  # seconds the cluster's rates reach back
 MAX_LISTED = 500
 MAX_REPLAYED = 500
 
@@ -46,46 +45,23 @@ def platform_status() -> Status:
     handlers = sorted((spec for spec in declarations() if spec.kind == "cloudevent"), key=lambda s: s.name)
     prometheus = os.environ.get("OPERATIONS_PROMETHEUS_URL", "").strip()
     if prometheus:
+        selector = os.environ.get("OPERATIONS_PROMETHEUS_SELECTOR", "").strip()
         try:
-            snapshot = Prometheus(prometheus).snapshot(PROMETHEUS_WINDOW)
+            snapshot = Prometheus(prometheus, selector).backlog()
         except SourceUnavailable as exc:
             return Status(Snapshot(window=0.0), handlers, f"Prometheus {prometheus}", [str(exc)])
-        health = pods_by_service(snapshot.health, declarations())
-        return Status(replace(snapshot, health=health), handlers, f"Prometheus {prometheus}", [])
-    now = scrape(_targets())
+        return Status(service_health(snapshot), handlers, f"Prometheus {prometheus}", [])
+    now = scrape(local_targets(os.environ.get("FUSION_SERVICE_URL_TEMPLATE", "").strip() or None))
     snapshot = from_scrapes([], now.samples, 0.0, now.health)
     missing = [f"the {part}'s /metrics did not answer: {_figures_of(part)} unavailable"
                for part in METRICS_PORTS if not now.health.get(part)]
     return Status(snapshot, handlers, "local platform", missing)
 
 
-def pods_by_service(pods: dict[str, bool], specs: list[FunctionSpec]) -> dict[str, bool]:
-    """Pod health as service health: a service is healthy when every pod of its functions answers (Knative
-    names a pod after its function's revision, `<function>-<revision>-deployment-…`). A service scaled to
-    zero has no pod, and no entry: its health is not known."""
-    owners = sorted(((spec.name, spec.service) for spec in specs), key=lambda owner: -len(owner[0]))
-    owners.append(("outbox-relay", "relay"))
-    health: dict[str, bool] = {}
-    for pod, up in pods.items():
-        service = next((service for name, service in owners if pod.startswith(name + "-")), None)
-        if service is not None:
-            health[service] = health.get(service, True) and up
-    return health
-
-
 @functools.cache
 def declarations() -> list[FunctionSpec]:
     """Every function of the registry, as the platform's parts read it (the router, the gateway), read once."""
     return list(load_all().values())
-
-
-def _targets() -> list[Target]:
-    """The local platform's processes, or the services where FUSION_SERVICE_URL_TEMPLATE puts them (Compose)."""
-    template = os.environ.get("FUSION_SERVICE_URL_TEMPLATE", "").strip()
-    if not template:
-        return local_targets()
-    urls = {name: template.format(service=name, port=service.port) for name, service in services().items()}
-    return [Target(name, url + METRICS_PATH, url + "/health") for name, url in urls.items()]
 
 
 def process_names() -> list[str]:
@@ -135,23 +111,16 @@ class DeadLetter:
 
 
 def dead_letters(topics: list[str], limit: int, uow: UnitOfWork) -> list[DeadLetter]:
-    """The dead letters on the topics' .dlq topics, oldest first per topic, at most `limit` in all."""
-    found: list[DeadLetter] = []
-    for name in topics:
-        if len(found) >= limit:
-            break
-        letters = _stored(TOPICS[name].dlq, limit - len(found))
-        replayed = store.last_replays(uow, name, [event.id for _, _, event in letters])
-        found += [DeadLetter(name, partition, offset, event, replayed.get(event.id))
-                  for partition, offset, event in letters]
-    return found
-
-
-def _stored(dlq_topic: str, limit: int) -> list[tuple[int, int, Event]]:
+    """The dead letters on the topics' .dlq topics, oldest first per topic, at most `limit` in all (a .dlq
+    topic not created yet holds none)."""
     try:
-        return dlq.stored(dlq_topic, limit)
-    except (KafkaException, RuntimeError, KeyError) as exc:
-        raise Unavailable(f"the broker did not answer for {dlq_topic}: {exc}") from None
+        letters = dlq.stored([TOPICS[name].dlq for name in topics], limit)
+    except (KafkaException, RuntimeError) as exc:
+        raise Unavailable(f"the broker did not answer for the dead-letter topics: {exc}") from None
+    named = [(letter.topic.removesuffix(DLQ_SUFFIX), letter) for letter in letters]
+    replayed = store.last_replays(uow, [(name, letter.event.id) for name, letter in named])
+    return [DeadLetter(name, letter.partition, letter.offset, letter.event, replayed.get((name, letter.event.id)))
+            for name, letter in named]
 
 
 class Replay(Body):
@@ -165,13 +134,14 @@ class Replay(Body):
 def replay(command: Replay, by: str, uow: UnitOfWork) -> list[Event]:
     """Publish the dead letters again to their topic, as they were before they failed, and record who did."""
     name = event_topic(command.topic)
-    wanted = {event_id.strip() for event_id in command.event_ids if event_id.strip()}
-    if not wanted:
-        raise Invalid("eventIds", "must name at least one dead letter")
+    wanted = set(command.event_ids)
     try:
         events = dlq.replay_events(name, wanted)
     except dlq.NotDeadLettered as exc:
         raise NotFound(f"dead letter on {exc.dlq_topic}:", ", ".join(exc.missing)) from None
+    except dlq.SearchLimitReached as exc:
+        raise Refused(f"{exc}; replay the older ones first (`fusion dlq replay {name}` replays them all)",
+                      code="replay_search_limit") from None
     except (KafkaException, RuntimeError) as exc:
         raise Unavailable(f"the broker did not take the replay to {name}: {exc}") from None
     store.record_replays(uow, name, [event.id for event in events], by)

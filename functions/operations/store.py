@@ -18,11 +18,15 @@ def record_replays(uow: UnitOfWork, topic: str, event_ids: Iterable[str], by: st
     )
 
 
-def last_replays(uow: UnitOfWork, topic: str, event_ids: Iterable[str]) -> dict[str, datetime]:
-    """When each of these dead letters of `topic` was last replayed (those never replayed are left out)."""
+def last_replays(uow: UnitOfWork, letters: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+    """When each of these dead letters, (topic, event id), was last replayed (those never replayed are left out)."""
+    pairs = list(letters)
+    if not pairs:
+        return {}
     rows = uow.execute(
-        "SELECT event_id, max(replayed_at) AS replayed_at FROM operations.replays "
-        "WHERE topic = :topic AND event_id = ANY(CAST(:ids AS text[])) GROUP BY event_id",
-        {"topic": topic, "ids": list(event_ids)},
+        "SELECT r.topic, r.event_id, max(r.replayed_at) AS replayed_at FROM operations.replays r "
+        "JOIN unnest(CAST(:topics AS text[]), CAST(:ids AS text[])) AS wanted(topic, event_id) "
+        "ON r.topic = wanted.topic AND r.event_id = wanted.event_id GROUP BY r.topic, r.event_id",
+        {"topics": [topic for topic, _ in pairs], "ids": [event_id for _, event_id in pairs]},
     ).all()
-    return {row.event_id: row.replayed_at for row in rows}
+    return {(row.topic, row.event_id): row.replayed_at for row in rows}

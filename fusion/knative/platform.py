@@ -76,6 +76,8 @@ def settings_config_map(env: Environment) -> Manifest:
             "EVENTING_OIDC_ISSUER": env.eventing_oidc_issuer,
             "CATALOG_URL": catalog_address(env),
             "OPERATIONS_PROMETHEUS_URL": PROMETHEUS_URL,
+            # One Prometheus scrapes every environment: the operations status reads only this one's series.
+            "OPERATIONS_PROMETHEUS_SELECTOR": f'namespace="{env.namespace}"',
         },
     }
 

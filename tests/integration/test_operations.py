@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from support import ServedOverHttp, Tokens
 
-from fusion import config
+from fusion import config, dlq
 from fusion.binding import Event, from_kafka, new_event
 from fusion.contracts import InventoryReleased, StockLine
 from fusion.kafka import consumer, ensure_topics, produce, producer
@@ -122,6 +122,38 @@ def test_a_replay_naming_an_unknown_dead_letter_publishes_nothing(operations: Fl
     assert operations.post("/operations/dead-letters/replay",
                            json={"topic": TOPIC, "eventIds": [sentinel.id]}).status_code == 200
     assert event.id not in [seen.id for seen in _read_until(broker.url, TOPIC, sentinel.id)]
+
+
+def test_the_dead_letters_of_every_topic_are_listed_at_once(operations: FlaskClient, broker: ManagedProcess) -> None:
+    event = _dead_letter(broker.url)
+    listed = operations.get("/operations/dead-letters?limit=500")
+    assert listed.status_code == 200, listed.get_json()
+    assert event.id in [row["id"] for row in listed.get_json() if row["topic"] == TOPIC]
+
+
+def test_a_dead_letter_topic_not_created_yet_holds_none(operations: FlaskClient, broker: ManagedProcess) -> None:
+    event = _dead_letter(broker.url)
+    letters = dlq.stored([f"never.created.{uuid.uuid4()}.dlq", TOPIC + ".dlq"], 500)
+    assert event.id in [letter.event.id for letter in letters]
+    assert {letter.topic for letter in letters} == {TOPIC + ".dlq"}
+
+
+def test_the_limit_keeps_the_oldest_dead_letters(operations: FlaskClient, broker: ManagedProcess) -> None:
+    _dead_letter(broker.url)
+    _dead_letter(broker.url)
+    every = dlq.stored([TOPIC + ".dlq"])
+    assert len(every) >= 2
+    assert dlq.stored([TOPIC + ".dlq"], 1) == every[:1]
+
+
+def test_a_replay_beyond_the_letters_it_reads_says_so(operations: FlaskClient, broker: ManagedProcess,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _dead_letter(broker.url)
+    newest = _dead_letter(broker.url)
+    monkeypatch.setattr(dlq, "REPLAY_SEARCH_LIMIT", 1)
+    answer = operations.post("/operations/dead-letters/replay", json={"topic": TOPIC, "eventIds": [newest.id]})
+    assert answer.status_code == 422, answer.get_json()
+    assert "oldest 1 dead letters" in answer.get_json()["message"] and newest.id in answer.get_json()["message"]
 
 
 @pytest.mark.parametrize(("body", "field"), [
