@@ -419,20 +419,23 @@ def service_dispatcher(service: str) -> HttpFunction:
         return _call(spec.name, request)
 
     serve.__name__ = "serve"
-    _guard_every_path()
+    _guard_every_path(serve)
     return serve
 
 
-def _guard_every_path() -> None:
+def _guard_every_path(serve: HttpFunction) -> None:
     """Refuse oversized bodies and answer Werkzeug's own refusals (a path its `<path:path>` rule cannot match,
-    such as one with a newline; /robots.txt) in the JSON error shape, on every path of the app.
+    such as one with a newline; /robots.txt) in the JSON error shape, on every path of the app; and hand
+    Flask's own /static/<filename> route, which would answer before any function, to the service's functions.
 
     functions-framework runs main.py, which builds the dispatcher, inside the app it is creating, so this
-    holds for a service process and for a single-function one (FUNCTION_TARGET) alike.
+    holds for a service process and for a single-function one (FUNCTION_TARGET) alike; not for a module imported
+    only for its declarations, whose app (the current one, if any) serves another part.
     """
-    if flask.has_app_context():
+    if flask.has_app_context() and not reading_declarations():
         flask.current_app.before_request(_body_within_limit)
         flask.current_app.register_error_handler(HTTPException, _json_http_error)
+        flask.current_app.view_functions["static"] = lambda filename: serve(flask.request)
 
 
 def _body_within_limit() -> flask.Response | None:

@@ -7,7 +7,6 @@ from functions.storefront.api import (
     console_orders_page,
     console_products_page,
     console_shipments_page,
-    hand_static_paths_to,
     shop_callback_page,
     shop_campaign_page,
     shop_cart_page,
@@ -18,6 +17,7 @@ from functions.storefront.api import (
     shop_product_page,
     static_asset,
 )
+from functions.storefront.pages import prepare_pages
 from fusion.declare import boot, service_dispatcher
 from fusion.registry import Service, declare_service
 
@@ -25,7 +25,7 @@ SERVICE = declare_service(Service(
     name="storefront", port=3006, cpu_limit="250m", memory_limit="256Mi", min_replicas=2, max_replicas=6, cpu_target=70,
 ))
 serve = service_dispatcher(SERVICE.name)
-boot(SERVICE.name, setup=lambda: hand_static_paths_to(serve))
+boot(SERVICE.name, setup=prepare_pages)
 
 __all__ = [
     "SERVICE",

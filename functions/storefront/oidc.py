@@ -7,7 +7,7 @@ The endpoints are not here: auth.js reads them from the issuer's discovery docum
 from __future__ import annotations
 
 from fusion.auth import STAFF_SCOPES
-from fusion.config import ConfigError, settings
+from fusion.config import settings
 
 CALLBACK_PATH = "/auth/callback"  # the page that takes the code; registered at the provider as <origin>/auth/callback
 SCOPE = "openid"
@@ -21,9 +21,8 @@ def browser_oidc_config() -> dict[str, str]:
     fusion.auth does (for display only: the API decides).
     """
     config = settings()
-    if config.storefront_oidc_client_id is None:
-        raise ConfigError("STOREFRONT_OIDC_CLIENT_ID must be set outside development "
-                          f"(FUSION_ENV={config.environment})")
+    # Set outside development: check_service_secrets stops the storefront at boot without it.
+    assert config.storefront_oidc_client_id is not None
     return {
         "issuer": config.oidc_issuer,
         "clientId": config.storefront_oidc_client_id,

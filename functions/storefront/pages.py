@@ -1,9 +1,10 @@
-"""Rendering the pages: Jinja2 templates, the security headers every answer carries, and the static assets.
+"""The pages and their rendering: Jinja2 templates, the security headers every answer carries, and the static assets.
 
 The pages are shells: the data comes from the HTTP API, fetched by the page's ES modules with the signed-in
 user's token. What a page carries is public: the OIDC client settings, Stripe's publishable key, and the
 versioned addresses of its assets. Nothing runs inline, so the Content-Security-Policy allows scripts
-and styles from this origin only (and Stripe.js from Stripe's).
+and styles from this origin only (and Stripe.js from Stripe's). All of it is fixed for the process: read and
+checked once, at boot (`prepare_pages`), so a bad setting stops the process instead of failing a page.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import flask
@@ -41,15 +41,39 @@ class Page:
 
     name: str
     title: str
+    path: str = ""  # its route; `{id}` names the product, order or campaign it shows
     area: str = "shop"  # "shop" or "console": which script and navigation the page has
+    scope: str = ""  # a console page: the staff scope its entry in the console's navigation is shown for
 
     @property
     def template(self) -> str:
         return f"{self.area}/{self.name}.html"
 
 
+# The shop: browse and search, a product, the cart, checkout, the shopper's orders, a group campaign.
+SHOP_HOME = Page("home", "Shop", "/")
+SHOP_PRODUCT = Page("product", "Product", "/shop/products/{id}")
+SHOP_CART = Page("cart", "Your cart", "/shop/cart")
+SHOP_CHECKOUT = Page("checkout", "Checkout", "/shop/checkout")
+SHOP_ORDERS = Page("orders", "Your orders", "/shop/orders")
+SHOP_ORDER = Page("order", "Order", "/shop/orders/{id}")
+SHOP_CAMPAIGN = Page("campaign", "Group buy", "/shop/campaigns/{id}")
+SHOP_CALLBACK = Page("callback", "Signing in", "/auth/callback")
+# The staff console: each page shows what the signed-in staff's scopes allow.
+CONSOLE_INDEX = Page("index", "Staff console", "/console", "console")
+CONSOLE_PRODUCTS = Page("products", "Products", "/console/products", "console", "catalog:write")
+CONSOLE_ORDERS = Page("orders", "Orders", "/console/orders", "console", "orders:manage")
+CONSOLE_CAMPAIGNS = Page("campaigns", "Campaigns", "/console/campaigns", "console", "campaigns:write")
+CONSOLE_SHIPMENTS = Page("shipments", "Shipments", "/console/shipments", "console", "shipping:manage")
+CONSOLE_OPERATIONS = Page("operations", "Operations", "/console/operations", "console", "operations:manage")
+CONSOLE_PAGES = (CONSOLE_INDEX, CONSOLE_PRODUCTS, CONSOLE_ORDERS, CONSOLE_CAMPAIGNS, CONSOLE_SHIPMENTS,
+                 CONSOLE_OPERATIONS)
+NOT_FOUND = Page("not_found", "Page not found")
+
+
 _templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_templates.globals["console_nav"] = tuple(page for page in CONSOLE_PAGES if page.scope)
 
 
 def origin_of(url: str) -> str:
@@ -98,30 +122,28 @@ class Asset:
     digest: str
 
 
-@cache
-def _asset(path: Path, mtime_ns: int) -> Asset:
+def _read_asset(path: Path) -> Asset:
     body = path.read_bytes()
     return Asset(body, CONTENT_TYPES[path.suffix], hashlib.sha256(body).hexdigest()[:16])
 
 
-def asset(name: str) -> Asset | None:
-    """A file of static/ by its name (no folders), or None."""
-    path = STATIC_DIR / name
-    if "/" in name or name.startswith(".") or path.suffix not in CONTENT_TYPES or not path.is_file():
-        return None
-    return _asset(path, path.stat().st_mtime_ns)
+@cache
+def assets() -> dict[str, Asset]:
+    """The files of static/ (no folders, nothing hidden) by name, read once."""
+    return {path.name: _read_asset(path) for path in sorted(STATIC_DIR.iterdir())
+            if path.is_file() and not path.name.startswith(".") and path.suffix in CONTENT_TYPES}
 
 
 def asset_url(name: str) -> str:
     """/static/<name>?v=<digest>: the version changes with the content, so the file may be cached for a year."""
-    found = asset(name)
-    if found is None:
+    url = page_shell().asset_urls.get(name)
+    if url is None:
         raise LookupError(f"no static file {name!r} in {STATIC_DIR}")
-    return f"/static/{name}?v={found.digest}"
+    return url
 
 
 def asset_response(request: flask.Request, name: str, version: str | None) -> flask.Response:
-    found = asset(name)
+    found = assets().get(name)
     if found is None:
         return not_found_page(request)
     etag = f'"{found.digest}"'
@@ -133,22 +155,38 @@ def asset_response(request: flask.Request, name: str, version: str | None) -> fl
     return flask.Response(found.body, status=200, content_type=found.content_type, headers=headers)
 
 
-def page_config() -> dict[str, Any]:
-    """What every page's script is given: where to sign in, and how to reach Stripe.js."""
+@dataclass(frozen=True)
+class Shell:
+    """What every page carries: its script's settings (where to sign in, how to reach Stripe.js), the headers
+    of its answer and the versioned addresses of the assets."""
+
+    oidc: dict[str, str]
+    stripe: dict[str, str]
+    headers: dict[str, str]
+    asset_urls: dict[str, str]
+
+
+@cache
+def page_shell() -> Shell:
+    """Read and checked once per process (ConfigError for a bad setting)."""
+    oidc = browser_oidc_config()
     stripe = browser_stripe()
-    return {"oidc": browser_oidc_config(), "stripe": {"publishableKey": stripe.publishable_key, "jsUrl": stripe.js_url}}
+    csp = content_security_policy(oidc["issuer"], stripe.js_url)
+    return Shell(oidc=oidc, stripe={"publishableKey": stripe.publishable_key, "jsUrl": stripe.js_url},
+                 headers={**security_headers(csp), "Cache-Control": "no-store"},
+                 asset_urls={name: f"/static/{name}?v={found.digest}" for name, found in assets().items()})
+
+
+def prepare_pages() -> None:
+    """The storefront's boot: settle what the pages carry before the first request."""
+    page_shell()
 
 
 def render(page: Page, status: int = 200, resource_id: str = "") -> flask.Response:
-    config = page_config()
+    shell = page_shell()
     html = _templates.get_template(page.template).render(
-        page=page, asset=asset_url, oidc=config["oidc"], stripe=config["stripe"], resource_id=resource_id)
-    csp = content_security_policy(config["oidc"]["issuer"], config["stripe"]["jsUrl"])
-    headers = {**security_headers(csp), "Cache-Control": "no-store"}
-    return flask.Response(html, status=status, content_type="text/html; charset=utf-8", headers=headers)
-
-
-NOT_FOUND = Page("not_found", "Page not found")
+        page=page, asset=asset_url, oidc=shell.oidc, stripe=shell.stripe, resource_id=resource_id)
+    return flask.Response(html, status=status, content_type="text/html; charset=utf-8", headers=shell.headers)
 
 
 def not_found_page(request: flask.Request) -> flask.Response:
@@ -165,3 +203,11 @@ def page_id(params: dict[str, str], name: str = "id") -> str | None:
         return str(uuid.UUID(params.get(name, "")))
     except ValueError:
         return None
+
+
+def serve_page(page: Page, request: flask.Request, params: dict[str, str]) -> flask.Response:
+    """The page; one showing a resource (`{id}` in its path) only for an id that can name one."""
+    if "id" not in params:
+        return render(page)
+    resource = page_id(params)
+    return not_found_page(request) if resource is None else render(page, resource_id=resource)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ CONFIRM_WITH_CARD_JS = r"""
 """
 
 
+@cache  # the installed package's file: read once
 def stand_in_script() -> str:
     return STAND_IN.read_text() + CONFIRM_WITH_CARD_JS
 

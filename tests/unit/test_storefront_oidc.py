@@ -45,13 +45,6 @@ def test_deployed_the_pages_sign_in_with_the_configured_client(environment: pyte
         "https://id.example/realms/shop", "shop-web", "realm_access.roles")
 
 
-def test_deployed_without_a_client_id_no_page_signs_anyone_in(environment: pytest.MonkeyPatch) -> None:
-    for name, value in DEPLOYED.items():
-        environment.setenv(name, value)
-    with pytest.raises(ConfigError, match="STOREFRONT_OIDC_CLIENT_ID must be set outside development"):
-        browser_oidc_config()
-
-
 def test_deployed_the_storefront_does_not_start_without_its_client_id() -> None:
     deployed = {**DEPLOYED, "STRIPE_PUBLISHABLE_KEY": "pk_live_x"}
     with pytest.raises(ConfigError, match="STOREFRONT_OIDC_CLIENT_ID must be set outside development"):

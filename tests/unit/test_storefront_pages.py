@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from functions.storefront.pages import origin_of
+from functions.storefront.pages import CONSOLE_PAGES, origin_of, page_shell
+from fusion import registry
 from fusion.config import ConfigError, browser_stripe, settings
+from fusion.declare import service_dispatcher
 
 PAGES = ["/", "/shop/products/8d1f4a8e-2f7b-4d4e-9a51-0c9e1f0b7a11", "/shop/cart", "/shop/checkout", "/shop/orders",
          "/shop/orders/8d1f4a8e-2f7b-4d4e-9a51-0c9e1f0b7a11", "/shop/campaigns/8d1f4a8e-2f7b-4d4e-9a51-0c9e1f0b7a11",
@@ -49,16 +52,55 @@ def test_the_policy_allows_the_issuer_and_stripe_and_nothing_else(pages: FlaskCl
     for name in ("STRIPE_API_BASE", "STRIPE_JS_URL"):
         monkeypatch.delenv(name, raising=False)
     settings.cache_clear()
+    page_shell.cache_clear()
     try:
         header = pages.get("/").headers["Content-Security-Policy"]
     finally:
         settings.cache_clear()
+        page_shell.cache_clear()
     policy = dict(part.strip().split(" ", 1) for part in header.split(";"))
     assert policy["script-src"] == "'self' https://js.stripe.com"
     issuer = origin_of(settings().oidc_issuer)
     assert policy["connect-src"] == f"'self' {issuer} https://js.stripe.com https://api.stripe.com"
     assert policy["frame-src"] == "https://js.stripe.com https://hooks.stripe.com"
     assert policy["form-action"] == f"'self' {issuer}"
+
+
+def test_a_bad_stripe_setting_stops_the_storefront_at_boot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIPE_PUBLISHABLE_KEY", "sk_live_oops")
+    page_shell.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="publishable key"):
+            functions_framework.create_app("serve", "functions/storefront/main.py")
+    finally:
+        page_shell.cache_clear()
+
+
+def test_the_console_navigation_lists_each_console_page_for_its_scope(pages: FlaskClient) -> None:
+    html = pages.get("/console/orders").get_data(as_text=True)
+    links = re.findall(r'<a href="(/console/\w+)" data-scope="([\w:]+)" hidden ?(aria-current="page")?>', html)
+    assert [(path, scope) for path, scope, _ in links] == [(page.path, page.scope) for page in CONSOLE_PAGES
+                                                           if page.scope]
+    assert [path for path, _, current in links if current] == ["/console/orders"]
+
+
+def test_another_service_answers_static_paths_itself_not_from_a_static_folder(tmp_path: Path) -> None:
+    app = functions_framework.create_app("serve", "functions/catalog/main.py")
+    app.static_folder = str(tmp_path)
+    (tmp_path / "x.txt").write_text("a file Flask would serve")
+    answer = app.test_client().get("/static/x.txt")
+    assert answer.status_code == 404
+    assert answer.get_json() == {"error": "not_found", "message": "no route for GET /static/x.txt"}
+
+
+def test_a_module_read_for_its_declarations_leaves_the_serving_app_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = functions_framework.create_app("serve", "functions/catalog/main.py")
+    app.test_client().get("/static/x.txt")  # the app has served: its setup is over
+    static = app.view_functions["static"]
+    monkeypatch.setattr(registry, "_reading_declarations", 1)  # as within load_all, during a request
+    with app.test_request_context("/operations/status"):
+        service_dispatcher("orders")
+    assert app.view_functions["static"] is static
 
 
 def test_a_page_of_something_that_cannot_exist_is_a_404_page(pages: FlaskClient) -> None:

@@ -1,7 +1,7 @@
 // A group-buy campaign: seats taken against its minimum and maximum, a countdown, the leader, and joining it
 // (a seat is held, then the card is authorized for the group price; nobody is charged unless the group tips).
 import {
-  api, auth, cardForm, el, money, notice, problem, publicApi, signInHere, sleep,
+  api, auth, cardForm, el, money, notice, postWhenReady, problem, publicApi, signInHere, sleep,
 } from "/static/common.js";
 
 const OPEN = ["pending", "active", "successful"];  // a tipped group takes joiners until it is full or ends
@@ -104,16 +104,10 @@ export function showCampaign(slot, campaignId) {
 
   async function seatPayment(campaign, seatSlot) {
     // The seat's payment exists once the platform has heard of the join: retry briefly while it has not.
-    for (let attempt = 0; attempt < 20; attempt += 1) {
-      const answer = await api("/seat-payments", { method: "POST", json: { campaignId: campaign.id } });
-      if (answer.ok) return answer.data;
-      if (answer.status !== 409 && answer.status !== 404) {
-        notice(seatSlot, "bad", problem(answer));
-        return null;
-      }
-      await sleep(500);
-    }
-    notice(seatSlot, "bad", "Your seat's payment is not ready yet. Please try again in a moment.");
+    const answer = await postWhenReady("/seat-payments", { campaignId: campaign.id }, { attempts: 20 });
+    if (answer && answer.ok) return answer.data;
+    notice(seatSlot, "bad", answer ? problem(answer)
+      : "Your seat's payment is not ready yet. Please try again in a moment.");
     return null;
   }
 

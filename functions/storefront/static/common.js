@@ -48,14 +48,23 @@ export async function publicApi(path) {
   return decode(await fetch(path, { headers: { Accept: "application/json" } }));
 }
 
-/** A call as the signed-in user (auth.fetchApi adds the bearer token and signs in again on a 401). */
-export async function api(path, { method = "GET", json, headers = {} } = {}) {
-  const options = { method, headers: { Accept: "application/json", ...headers } };
-  if (json !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(json);
+/** A call as the signed-in user with `json` as its body (auth.fetchApi adds the token, sends JSON and signs in
+ * again on a 401). */
+export async function api(path, { json, ...options } = {}) {
+  return decode(await auth.fetchApi(path, { ...options, body: json }));
+}
+
+/** POSTs `json` to `path` until the platform has heard of what it names: a 404 or 409 means "not yet", asked
+ * again every half second up to `attempts` times while `waiting()` (called between tries) says to go on.
+ * The API's last answer, or null when the attempts ran out or `waiting()` gave up. */
+export async function postWhenReady(path, json, { attempts, waiting = async () => true }) {
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    const answer = await api(path, { method: "POST", json });
+    if (answer.status !== 409 && answer.status !== 404) return answer;
+    if (!(await waiting())) return null;
+    await sleep(500);
   }
-  return decode(await auth.fetchApi(path, options));
+  return null;
 }
 
 /** The message an API error carries, for a person. */

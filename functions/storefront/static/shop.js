@@ -1,8 +1,8 @@
 // The shop's pages: each is a shell the server renders; this fills it from the API.
 import { openCampaignFor, showCampaign } from "/static/campaign.js";
 import {
-  $, addToCart, api, auth, body, cardForm, cart, cartTotal, el, money, newKey, notice, problem, publicApi,
-  resourceId, saveCart, shortId, signInHere, sleep, statusBadge, thumb, when, wireHeader,
+  $, addToCart, api, auth, body, cardForm, cart, cartTotal, el, money, newKey, notice, postWhenReady, problem,
+  publicApi, resourceId, saveCart, shortId, signInHere, sleep, statusBadge, thumb, when, wireHeader,
 } from "/static/common.js";
 
 const PAGE_SIZE = 12;
@@ -194,18 +194,22 @@ async function refreshPrice(lines, sku) {
 async function paymentFor(orderId, progress) {
   // The order can be paid once its stock is reserved: until then POST /payments answers 409 order_not_payable
   // (or 404 while the payments service has not yet heard of the order at all).
-  for (let attempt = 0; attempt < 40; attempt += 1) {
-    const answer = await api("/payments", { method: "POST", json: { orderId } });
-    if (answer.ok) return { payment: answer.data };
-    if (answer.status !== 409 && answer.status !== 404) return { error: problem(answer) };
-    const order = await api(`/orders/${orderId}`);
-    if (order.ok && ["failed", "cancelled"].includes(order.data.status)) {
-      return { error: order.data.statusReason || `The order was ${order.data.status}.`, order: order.data };
-    }
-    progress.textContent = "Reserving your items…";
-    await sleep(500);
-  }
-  return { error: "Your items could not be reserved in time. Please try again." };
+  let ended = null; // the order, when it failed or was cancelled while waiting
+  const answer = await postWhenReady("/payments", { orderId }, {
+    attempts: 40,
+    async waiting() {
+      const order = await api(`/orders/${orderId}`);
+      if (order.ok && ["failed", "cancelled"].includes(order.data.status)) {
+        ended = order.data;
+        return false;
+      }
+      progress.textContent = "Reserving your items…";
+      return true;
+    },
+  });
+  if (ended) return { error: ended.statusReason || `The order was ${ended.status}.`, order: ended };
+  if (!answer) return { error: "Your items could not be reserved in time. Please try again." };
+  return answer.ok ? { payment: answer.data } : { error: problem(answer) };
 }
 
 async function checkoutPage() {
