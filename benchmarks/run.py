@@ -65,11 +65,24 @@ class Client:
         payload = None if body is None else json.dumps(body)
         headers = {"Content-Type": "application/json", "Authorization": bearer(body)}  # minted before the clock
         started = time.perf_counter()
-        self.conn.request(method, path, body=payload, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=payload, headers=headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed an idle keep-alive connection: open a new one, as any client does
+            self.conn.close()
+            self.conn.request(method, path, body=payload, headers=headers)
+            response = self.conn.getresponse()
         raw = response.read()
         elapsed = (time.perf_counter() - started) * 1000
         return response.status, (json.loads(raw) if raw else None), elapsed
+
+
+def report_load(when: str) -> None:
+    """The machine's load average, printed with the figures: they mean little on a machine busy elsewhere."""
+    one, five, fifteen = os.getloadavg()
+    print(f"{when}: {one:.1f} (1 min), {five:.1f} (5 min), {fifteen:.1f} (15 min) on {os.cpu_count()} cores",
+          flush=True)
 
 
 def percentiles(samples: list[float]) -> str:
@@ -308,6 +321,7 @@ def main() -> int:
         os.environ.update(env)
         platform = Platform(ROOT, env=env)
         try:
+            report_load("load average before the run")
             timed("starting the platform", lambda: platform.start(progress=False))
             report_metrics()
             global _issuer
@@ -327,6 +341,7 @@ def main() -> int:
                 flow.stop()
             bench_cold_start(platform.env)
             bench_verify(database_url)
+            report_load("load average after the run")
             for chart in charts.write(OUTPUT, LATENCIES, flow):
                 print(f"wrote {chart.relative_to(ROOT)}", flush=True)
         finally:
