@@ -13,6 +13,8 @@ networking layer (net-gateway-api) with its local gateway served by Envoy Gatewa
 GATEWAY_CLASS below (docs/operations.md).
 
 Only the declared routes are matched: the functions' /health, /metrics and /_functions/* stay internal.
+They are served on the HTTPS listener only (bearer tokens and sign-in codes travel in them); the HTTP
+listener answers every request with a permanent redirect to the same URL over HTTPS.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ GATEWAY_NAME = "fusioncommerce"
 GATEWAY_CLASS = "eg"  # Envoy Gateway's usual GatewayClass
 TLS_SECRET = "fusioncommerce-tls"  # the certificate of the public host, e.g. from cert-manager
 RULES_PER_ROUTE = 16  # the HTTPRoute CRD's maximum number of rules
+HTTP_LISTENER = "http"
+HTTPS_LISTENER = "https"
+REDIRECT_ROUTE = "https-redirect"
 _PARAMETER = re.compile(r"\{\w+\}")
 
 
@@ -63,10 +68,30 @@ def gateway(env: Environment) -> Manifest:
         "spec": {
             "gatewayClassName": GATEWAY_CLASS,
             "listeners": [
-                {"name": "http", "protocol": "HTTP", "port": 80, "hostname": host, "allowedRoutes": same},
-                {"name": "https", "protocol": "HTTPS", "port": 443, "hostname": host, "allowedRoutes": same,
+                {"name": HTTP_LISTENER, "protocol": "HTTP", "port": 80, "hostname": host, "allowedRoutes": same},
+                {"name": HTTPS_LISTENER, "protocol": "HTTPS", "port": 443, "hostname": host, "allowedRoutes": same,
                  "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": TLS_SECRET}]}},
             ],
+        },
+    }
+
+
+def parent_ref(listener: str) -> dict[str, str]:
+    """One listener of the public Gateway, for an HTTPRoute's parentRefs."""
+    return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME, "sectionName": listener}
+
+
+def https_redirect(env: Environment) -> Manifest:
+    """The only route of the HTTP listener: every request is sent to the same URL over HTTPS (301)."""
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": metadata(REDIRECT_ROUTE, env.namespace, labels(REDIRECT_ROUTE, "route")),
+        "spec": {
+            "parentRefs": [parent_ref(HTTP_LISTENER)],
+            "hostnames": [public_host(env)],
+            "rules": [{"filters": [{"type": "RequestRedirect",
+                                    "requestRedirect": {"scheme": "https", "statusCode": 301}}]}],
         },
     }
 
@@ -123,7 +148,7 @@ def http_routes(env: Environment, specs: Iterable[FunctionSpec], service: str) -
             "kind": "HTTPRoute",
             "metadata": metadata(name, env.namespace, labels(name, "route", service)),
             "spec": {
-                "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}],
+                "parentRefs": [parent_ref(HTTPS_LISTENER)],
                 "hostnames": [public_host(env)],
                 "rules": [rule(spec, env) for spec in chunk],
             },
@@ -132,9 +157,10 @@ def http_routes(env: Environment, specs: Iterable[FunctionSpec], service: str) -
 
 
 def gateway_documents(env: Environment, specs: list[FunctionSpec], services: Iterable[str]) -> list[Manifest]:
-    """The Gateway, the ReferenceGrant and every service's HTTPRoutes, in the order they are applied."""
-    return [gateway(env), reference_grant(env), *(route for service in services
-                                                  for route in http_routes(env, specs, service))]
+    """The Gateway, the ReferenceGrant, the redirect to HTTPS and every service's HTTPRoutes, in the order
+    they are applied."""
+    return [gateway(env), reference_grant(env), https_redirect(env),
+            *(route for service in services for route in http_routes(env, specs, service))]
 
 
 def routed_paths(documents: Iterable[Manifest]) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -144,8 +170,9 @@ def routed_paths(documents: Iterable[Manifest]) -> dict[str, list[tuple[str, dic
         if doc.get("kind") != "HTTPRoute":
             continue
         for item in doc["spec"]["rules"]:
-            host = next(f["urlRewrite"]["hostname"] for f in item["filters"] if f["type"] == "URLRewrite")
-            found.setdefault(host, []).extend((match["method"], match["path"]) for match in item["matches"])
+            hosts = [f["urlRewrite"]["hostname"] for f in item["filters"] if f["type"] == "URLRewrite"]
+            for host in hosts:  # none in the redirect to HTTPS
+                found.setdefault(host, []).extend((match["method"], match["path"]) for match in item["matches"])
     return found
 
 
@@ -162,4 +189,18 @@ def route_problems(documents: list[Manifest], specs: Iterable[FunctionSpec], env
         if routed.pop(host, []) != declared:
             problems.append(f"HTTPRoutes do not route {', '.join(map(str, spec.routes))} to {host} as declared")
     problems += [f"HTTPRoutes send requests to {host}, which is no HTTP function" for host in sorted(routed)]
+    return problems + listener_problems(documents)
+
+
+def listener_problems(documents: Iterable[Manifest]) -> list[str]:
+    """An HTTPRoute that reaches a function must be served on the HTTPS listener only: on plain HTTP the
+    bearer tokens and sign-in codes would travel in clear text."""
+    problems = []
+    for doc in documents:
+        if doc.get("kind") != "HTTPRoute" or not any(item.get("backendRefs") for item in doc["spec"]["rules"]):
+            continue
+        listeners = [parent.get("sectionName") for parent in doc["spec"]["parentRefs"]]
+        if listeners != [HTTPS_LISTENER]:
+            problems.append(f"HTTPRoute {doc['metadata']['name']} is served on the listeners {listeners}, "
+                            f"not on {HTTPS_LISTENER!r} only")
     return problems

@@ -1,12 +1,16 @@
 """The gateway: one origin for the pages and the HTTP API, routed by the function registry.
 
 Every request is matched once against the declared routes (`find_route`, the same match the services
-make) and streamed to the service that owns the route: method, path, query, headers (Authorization,
+make) and sent to the service that owns the route: method, path, query, headers (Authorization,
 Idempotency-Key…), body and answer unchanged, but for the hop-by-hop headers, which belong to one
-connection only, and the X-Forwarded-* headers it adds. What no route declares answers 404 in the
-services' JSON shape, so internal paths (`/_functions/*`, `/metrics`, a service's `/health`) are never
-reached from outside. A service that does not answer is a 502, one too slow a 504. `GET /healthz` is
-the gateway's own health.
+connection only, and the X-Forwarded-* headers it adds. A body is read whole first, up to the services'
+limit (a chunked one too, then forwarded with its Content-Length). What no route declares answers 404 in
+the services' JSON shape, so internal paths (`/_functions/*`, `/metrics`, a service's `/health`) are
+never reached from outside. A service that does not answer is a 502, one too slow a 504. `GET /healthz`
+is the gateway's own health.
+
+A request the gateway answers itself without reading its body closes the connection: the unread body
+would otherwise be taken for the next request. A client silent for CLIENT_TIMEOUT is disconnected.
 
 Connections to the services are kept alive and reused (a small pool per service), so a request costs
 one round trip on an open connection.
@@ -15,26 +19,30 @@ one round trip on an open connection.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import queue
+import re
 import select
 import socket
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import flask
+
 from fusion.declare import find_route
+from fusion.metrics import METRICS_PATH
 from fusion.registry import FunctionSpec
-from fusion.web import MAX_BODY_BYTES, ApiError, utc_now
+from fusion.web import MAX_BODY_BYTES, ApiError, json_response, utc_now
 
 log = logging.getLogger("fusion.gateway")
 
 CONNECT_TIMEOUT = 2.0  # seconds: a service that does not accept a connection by then is down
 ANSWER_TIMEOUT = 30.0  # seconds: as long as a Knative Service lets a request take (serving.HTTP_TIMEOUT_SECONDS)
+CLIENT_TIMEOUT = 30.0  # seconds a client may stay silent (idle keep-alive, a request sent slowly) before it is let go
 IDLE_CONNECTIONS = 16  # kept open per service
 CHUNK = 64 * 1024
 HEALTH_PATH = "/healthz"
@@ -43,7 +51,9 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "te", "trailer", "transfer-encoding", "upgrade"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 INTERNAL_PREFIXES = ("/_functions/",)
-INTERNAL_PATHS = frozenset({"/_functions", "/metrics", "/health"})
+INTERNAL_PATHS = frozenset({"/_functions", METRICS_PATH, "/health"})
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+MAX_LINE = 8 * 1024  # a chunk-size or trailer line longer than this is no honest client's
 
 
 @dataclass(frozen=True)
@@ -160,17 +170,18 @@ def _named_by_connection(headers: list[tuple[str, str]]) -> set[str]:
 class Gateway:
     routes: RouteTable
     answer_timeout: float = ANSWER_TIMEOUT
+    client_timeout: float = CLIENT_TIMEOUT
     pools: dict[str, Pool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pools = {name: Pool(backend) for name, backend in self.routes.backends.items()}
 
     def exchange(self, backend: Backend, method: str, target: str, headers: list[tuple[str, str]],
-                 body: bytes | Iterator[bytes] | None) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
+                 body: bytes | None) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
         """Send the request; the answer with the connection it came on (given back once read).
 
         A kept-alive connection the service closed just as it was taken fails at once: a request that may be
-        repeated (RFC 9110 idempotent methods, a body held in memory) is then sent again on a new connection;
+        repeated (RFC 9110 idempotent methods; every body is held in memory) is sent again on a new connection;
         any other is a 502, since the service may have acted on it."""
         pool = self.pools[backend.service]
         while True:
@@ -182,12 +193,12 @@ class Gateway:
                 raise BackendSlow() from None
             except (ConnectionError, http.client.HTTPException, OSError) as exc:
                 connection.close()
-                if reused and method in IDEMPOTENT and not isinstance(body, Iterator):
+                if reused and method in IDEMPOTENT:
                     continue
                 raise BackendDown(str(exc) or type(exc).__name__) from None
 
     def _send(self, connection: http.client.HTTPConnection, method: str, target: str,
-              headers: list[tuple[str, str]], body: bytes | Iterator[bytes] | None) -> http.client.HTTPResponse:
+              headers: list[tuple[str, str]], body: bytes | None) -> http.client.HTTPResponse:
         if connection.sock is None:
             try:
                 connection.connect()
@@ -200,32 +211,32 @@ class Gateway:
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         for name, value in headers:
             connection.putheader(name, value)
-        if isinstance(body, Iterator):
-            connection.putheader("Transfer-Encoding", "chunked")
-            connection.endheaders()
-            for piece in body:
-                connection.send(f"{len(piece):X}\r\n".encode() + piece + b"\r\n")
-            connection.send(b"0\r\n\r\n")
-        else:
-            if body is not None:
-                connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body or None)  # headers and body in one packet
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body or None)  # headers and body in one packet
         return connection.getresponse()
 
 
 class GatewayHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive with the clients too
     server: GatewayServer
+    body_read = False  # whether this request's body has been read off the connection
 
     def setup(self) -> None:
         super().setup()
+        self.connection.settimeout(self.server.gateway.client_timeout)  # a silent client frees its thread
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait between writes
 
     def do_request(self) -> None:
+        self.body_read = False
+        # Only a path is forwarded as it was matched: not an absolute URL, nor "*". (http.server has already
+        # reduced a leading "//", which urlsplit would take for a host, to "/".)
+        if not self.path.startswith("/"):
+            return self._refusal(ApiError(400, "the request target must be a path starting with /", field="path"))
         # Matched as the services see it: percent-decoded (so an encoded /metrics is still internal).
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path) or "/"
         if path == HEALTH_PATH and self.command in ("GET", "HEAD"):
-            return self._json(200, {"status": "ok", "service": "gateway", "timestamp": utc_now().isoformat()})
+            return self._answer(json_response({"status": "ok", "service": "gateway", "timestamp": utc_now()}))
         try:
             backend = self.server.gateway.routes.backend_for(self.command, path)
         except ApiError as exc:
@@ -244,40 +255,63 @@ class GatewayHandler(BaseHTTPRequestHandler):
             response, connection = self.server.gateway.exchange(backend, self.command, self.path, headers, body)
         except BackendDown as exc:
             log.warning("%s %s: %s at %s is down: %s", self.command, self.path, backend.service, backend.address, exc)
-            return self._json(502, {"error": "bad_gateway", "message": f"the {backend.service} service is not "
-                                    f"answering at {backend.address}; try again shortly"})
+            return self._refusal(ApiError(502, f"the {backend.service} service is not answering at "
+                                          f"{backend.address}; try again shortly", code="bad_gateway"))
         except BackendSlow:
-            return self._json(504, {"error": "gateway_timeout", "message": f"the {backend.service} service did "
-                                    f"not answer within {self.server.gateway.answer_timeout:g} s"})
+            return self._refusal(ApiError(504, f"the {backend.service} service did not answer within "
+                                          f"{self.server.gateway.answer_timeout:g} s", code="gateway_timeout"))
         self._relay_answer(backend, response, connection)
 
-    def _request_body(self) -> bytes | Iterator[bytes] | None:
-        """The body to forward: in memory up to the services' limit, streamed when chunked."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._chunks()
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return None
-        if not length.isdigit():
-            self.close_connection = True  # where the body ends is unknown: the connection cannot carry another
-            raise ApiError(400, "Content-Length must be a number of bytes", field="Content-Length")
-        if int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read: the connection cannot carry another request
-            raise ApiError(413, f"body: must be at most {MAX_BODY_BYTES} bytes", code="payload_too_large",
-                           field="body")
-        return self.rfile.read(int(length))
+    def _has_body(self) -> bool:
+        length = self.headers.get("Content-Length", "0").strip()
+        return self._is_chunked() or length != "0"
 
-    def _chunks(self) -> Iterator[bytes]:
-        """A chunked request body, chunk by chunk (trailers dropped)."""
+    def _is_chunked(self) -> bool:
+        return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+
+    def _request_body(self) -> bytes | None:
+        """The body to forward, read whole: no more than the services' limit."""
+        if self._is_chunked():
+            body = self._read_chunked()
+        else:
+            length = self.headers.get("Content-Length")
+            if length is None:
+                return None
+            if not length.isdigit():
+                raise ApiError(400, "Content-Length must be a number of bytes", field="Content-Length")
+            if int(length) > MAX_BODY_BYTES:
+                raise _too_large()
+            body = self.rfile.read(int(length))
+        self.body_read = True
+        return body
+
+    def _read_chunked(self) -> bytes:
+        """A chunked body (RFC 9112 §7.1), trailers dropped; 413 once it grows past MAX_BODY_BYTES, which is
+        not read, and 400 for a chunk that is not framed as one."""
+        pieces: list[bytes] = []
+        total = 0
         while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            size = self._chunk_size()
             if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return
+                break
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _too_large()
             piece = self.rfile.read(size)
-            self.rfile.readline()
-            yield piece
+            if len(piece) < size or self.rfile.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+                raise _bad_chunk("a chunk is shorter than its size or not followed by CRLF")
+            pieces.append(piece)
+        while (line := self.rfile.readline(MAX_LINE)) not in (b"\r\n", b"\n"):
+            if not line.endswith(b"\n"):
+                raise _bad_chunk("the trailer section does not end")
+        return b"".join(pieces)
+
+    def _chunk_size(self) -> int:
+        line = self.rfile.readline(MAX_LINE)
+        digits = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not CHUNK_SIZE.fullmatch(digits):
+            raise _bad_chunk(f"{digits[:20]!r} is not a chunk size in hexadecimal")
+        return int(digits, 16)
 
     def _relay_answer(self, backend: Backend, response: http.client.HTTPResponse,
                       connection: http.client.HTTPConnection) -> None:
@@ -315,25 +349,34 @@ class GatewayHandler(BaseHTTPRequestHandler):
             self.server.gateway.pools[backend.service].give_back(connection)
 
     def _refusal(self, error: ApiError) -> None:
-        answer = error.response()
-        self._send(error.status, answer.get_data(), [(k, v) for k, v in answer.headers.items()
-                                                     if k.lower() not in ("content-length", "content-type")])
+        self._answer(error.response())
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
-        self._send(status, json.dumps(body).encode(), [])
-
-    def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
+    def _answer(self, answer: flask.Response) -> None:
+        """An answer of the gateway's own; the connection closes after it when the request's body is left unread."""
+        if self._has_body() and not self.body_read:
+            self.close_connection = True
+        body = answer.get_data()
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, f"body: must be at most {MAX_BODY_BYTES} bytes", code="payload_too_large", field="body")
+
+
+def _bad_chunk(problem: str) -> ApiError:
+    return ApiError(400, f"body: badly chunked: {problem}", field="body")
 
 
 class GatewayServer(ThreadingHTTPServer):

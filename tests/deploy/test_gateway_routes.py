@@ -12,7 +12,14 @@ from deploy_support import committed, mutated, of_kind, require_schema
 
 from fusion.declare import find_route
 from fusion.knative.environments import Environment, environments
-from fusion.knative.gateway import GATEWAY_NAME, LOCAL_GATEWAY, function_host
+from fusion.knative.gateway import (
+    GATEWAY_NAME,
+    HTTP_LISTENER,
+    HTTPS_LISTENER,
+    LOCAL_GATEWAY,
+    REDIRECT_ROUTE,
+    function_host,
+)
 from fusion.knative.resources import Manifest
 from fusion.knative.schemas import CORE_SCHEMAS, SchemaKey, load_crd_schemas, validate
 from fusion.knative.serving import VISIBILITY_LABEL
@@ -40,8 +47,12 @@ def test_the_gateway_and_routes_validate_against_the_released_crds(
     assert validate(ours, {**gateway_schemas, **CORE_SCHEMAS}) == []
 
 
+def _function_routes(documents: list[Manifest]) -> list[Manifest]:
+    return [route for route in of_kind(documents, "HTTPRoute") if route["metadata"]["name"] != REDIRECT_ROUTE]
+
+
 def _route(documents: list[Manifest]) -> Manifest:
-    return of_kind(documents, "HTTPRoute")[0]
+    return _function_routes(documents)[0]
 
 
 MISTAKES: dict[str, Callable[[list[Manifest]], None]] = {
@@ -72,7 +83,7 @@ def test_every_http_function_is_cluster_local_and_routed_through_knatives_local_
     documents: list[Manifest], env: Environment, specs: list[FunctionSpec]
 ) -> None:
     ksvcs = {d["metadata"]["name"]: d for d in of_kind(documents, "Service", "serving.knative.dev")}
-    rules = [rule for route in of_kind(documents, "HTTPRoute") for rule in route["spec"]["rules"]]
+    rules = [rule for route in _function_routes(documents) for rule in route["spec"]["rules"]]
     hosts = [filt["urlRewrite"]["hostname"] for rule in rules for filt in rule["filters"]]
     assert sorted(hosts) == sorted(function_host(spec, env) for spec in _http_functions(specs))
     for spec in _http_functions(specs):
@@ -88,6 +99,32 @@ def test_every_http_function_is_cluster_local_and_routed_through_knatives_local_
         assert [parent["name"] for parent in route["spec"]["parentRefs"]] == [GATEWAY_NAME]
 
 
+def _listeners(route: Manifest) -> list[str]:
+    return [parent.get("sectionName", "every listener") for parent in route["spec"]["parentRefs"]]
+
+
+def test_the_functions_are_served_over_https_only_and_plain_http_redirects(documents: list[Manifest]) -> None:
+    (gateway,) = of_kind(documents, "Gateway")
+    assert {listener["name"] for listener in gateway["spec"]["listeners"]} == {HTTP_LISTENER, HTTPS_LISTENER}
+    for route in _function_routes(documents):
+        assert _listeners(route) == [HTTPS_LISTENER], route["metadata"]["name"]
+    on_http = [route for route in of_kind(documents, "HTTPRoute") if HTTP_LISTENER in _listeners(route)]
+    assert [route["metadata"]["name"] for route in on_http] == [REDIRECT_ROUTE]
+    (only_rule,) = on_http[0]["spec"]["rules"]
+    assert "matches" not in only_rule and "backendRefs" not in only_rule  # every path, sent nowhere but HTTPS
+    assert only_rule["filters"] == [{"type": "RequestRedirect",
+                                     "requestRedirect": {"scheme": "https", "statusCode": 301}}]
+
+
+def test_a_function_route_on_the_plain_http_listener_is_found(specs: list[FunctionSpec]) -> None:
+    from fusion.knative.checks import semantic_problems
+
+    env = environments()["production"]
+    documents = mutated(committed(env))
+    _route(documents)["spec"]["parentRefs"][0].pop("sectionName")
+    assert any("not on 'https' only" in problem for problem in semantic_problems(documents, env, specs))
+
+
 def _matches(match: dict[str, Any], method: str, path: str) -> bool:
     if match["method"] != method:
         return False
@@ -99,7 +136,7 @@ def cluster_host_for(documents: list[Manifest], method: str, path: str) -> str |
     """The function host the HTTPRoutes send a request to (Gateway API: an exact path match wins over a
     regular expression), or None: the Gateway answers 404."""
     found: dict[str, list[str]] = {"Exact": [], "RegularExpression": []}
-    for route in of_kind(documents, "HTTPRoute"):
+    for route in _function_routes(documents):
         for rule in route["spec"]["rules"]:
             host = rule["filters"][0]["urlRewrite"]["hostname"]
             for match in rule["matches"]:
