@@ -94,9 +94,13 @@ def consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
     return Consumer(config)
 
 
+def admin_client(brokers: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": brokers, **security(), "socket.timeout.ms": 5000})
+
+
 def ensure_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 10.0) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created."""
-    admin = AdminClient({"bootstrap.servers": brokers, **security(), "socket.timeout.ms": 5000})
+    admin = admin_client(brokers)
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [name for name in names if name not in existing]
     if not missing:
@@ -122,7 +126,7 @@ def group_lag(brokers: str, groups: Iterable[str], timeout: float = 5.0) -> dict
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-    admin = AdminClient({"bootstrap.servers": brokers, **security(), "socket.timeout.ms": 5000})
+    admin = admin_client(brokers)
     lags: dict[str, int] = {}
     for group in groups:
         future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],

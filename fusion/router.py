@@ -15,9 +15,10 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import urllib3
@@ -27,7 +28,7 @@ from fusion.auth import delivery_audience
 from fusion.binding import Event, from_kafka, now_iso, to_http
 from fusion.cron import Cron
 from fusion.dataplane import Attempt, Verdict, dead_letter, judge, reply_event
-from fusion.kafka import consumer, ensure_topics, produce, producer
+from fusion.kafka import admin_client, consumer, ensure_topics, produce, producer
 from fusion.registry import Delivery, FunctionSpec
 from fusion.topics import DLQ_SUFFIX, PING_TYPE, all_topic_names, ping_source_address, topic, topic_for_type
 
@@ -161,33 +162,47 @@ class Sender:
 
 @dataclass
 class OffsetTracker:
-    """Commits, per partition, only offsets below the oldest event still in flight."""
+    """Commits, per partition, only offsets below the oldest event still in flight.
+
+    Each assignment of a partition has a generation of its own: a record read under an earlier one (its
+    partition was dropped since, after a broker loss its offsets start at 0 again) neither settles the
+    offset it shares with a record read now, nor is delivered."""
 
     in_flight: dict[tuple[str, int], set[int]] = field(default_factory=dict)
     highest: dict[tuple[str, int], int] = field(default_factory=dict)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    generations: dict[tuple[str, int], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def started(self, part: tuple[str, int], offset: int) -> None:
+    def started(self, part: tuple[str, int], offset: int) -> int:
+        """The generation the record is read under."""
         with self.lock:
             self.in_flight.setdefault(part, set()).add(offset)
             self.highest[part] = max(offset, self.highest.get(part, -1))
+            return self.generations.get(part, 0)
 
-    def finished(self, part: tuple[str, int], offset: int) -> None:
+    def current(self, part: tuple[str, int], generation: int) -> bool:
         with self.lock:
-            self.in_flight.get(part, set()).discard(offset)
+            return self.generations.get(part, 0) == generation
+
+    def finished(self, part: tuple[str, int], generation: int, offset: int) -> None:
+        with self.lock:
+            if self.generations.get(part, 0) == generation:
+                self.in_flight.get(part, set()).discard(offset)
 
     def oldest_in_flight(self, part: tuple[str, int]) -> int | None:
         with self.lock:
             pending = self.in_flight.get(part)
             return min(pending) if pending else None
 
-    def forget(self, parts: list[tuple[str, int]]) -> None:
+    def restart(self, parts: list[tuple[str, int]]) -> None:
+        """Start `parts` over under a new generation, as they are assigned or dropped."""
         with self.lock:
             for part in parts:
                 self.in_flight.pop(part, None)
                 self.highest.pop(part, None)
                 self.committed.pop(part, None)
+                self.generations[part] = self.generations.get(part, 0) + 1
 
     def to_commit(self) -> dict[tuple[str, int], int]:
         """Partitions whose committable offset moved since the last call."""
@@ -202,42 +217,100 @@ class OffsetTracker:
             return ready
 
 
-class TopicRestorer:
-    """Creates the platform's topics again once a consumer finds one of them missing.
+@dataclass(frozen=True)
+class TopicsSeen:
+    """One reading of the broker's topics, numbered: a consumer compares the number, asking the broker nothing."""
 
-    A memory-only broker (the embedded one) forgets its topics and groups when it restarts. They are
-    created here at once, with the partitions `fusion topics create` gives them (not the broker's
-    auto-created count). `losses` counts the times a topic was found missing: each consumer then
-    starts its partitions over from the group's committed offsets (the lost broker's are gone).
+    generation: int = 0
+    partitions: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # topic -> count
+    losses: int = 0  # times the platform's topics were found missing and created again
+
+
+def missing_topics(topics: Mapping[str, Any], names: Iterable[str]) -> list[str]:
+    """The topics of `names` the broker does not have: absent or unknown to it. Another error (a leader not
+    elected yet) passes, and the topic is still there."""
+    from confluent_kafka import KafkaError
+
+    return [name for name in names if name not in topics or (
+        topics[name].error is not None and topics[name].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART)]
+
+
+def partition_counts(topics: Mapping[str, Any], previous: Mapping[str, int]) -> dict[str, int]:
+    """Each present topic's partition count; a topic answered with a passing error keeps the count it had."""
+    counts = {name: len(meta.partitions) for name, meta in topics.items() if meta.error is None}
+    for name in set(topics) - set(counts) - set(missing_topics(topics, topics)):
+        if name in previous:
+            counts[name] = previous[name]
+    return counts
+
+
+class TopicRestorer:
+    """Watches the broker's topics for all of a router's consumers, and creates the platform's topics again
+    once they are missing.
+
+    One listing every PARTITIONS_CHECK_INTERVAL seconds serves every consumer: it is published as `seen`,
+    whose generation moves when a partition count or `losses` changes. A memory-only broker (the embedded
+    one) forgets its topics and groups when it restarts. They are created here at once, with the partitions
+    `fusion topics create` gives them (not the broker's auto-created count), and counted in `losses`: each
+    consumer then reads its partitions again from their start (the lost broker's positions are gone).
     """
 
-    def __init__(self, brokers: str):
+    def __init__(self, brokers: str, stop: threading.Event):
         self.brokers = brokers
-        self.lock = threading.Lock()
-        self.creating = False
+        self.stop = stop
+        self.names = all_topic_names()
+        self.seen = TopicsSeen()
         self.last_pass = -TOPICS_CHECK_INTERVAL
-        self.losses = 0
+        self.thread = threading.Thread(target=self._watch, name="topic-watcher", daemon=True)
 
-    def topic_missing(self) -> None:
-        """Called from a consumer's poll loop, so the creation runs in a thread of its own."""
-        with self.lock:
-            self.losses += 1
-            if self.creating or time.monotonic() - self.last_pass < TOPICS_CHECK_INTERVAL:
-                return
-            self.creating = True
-        threading.Thread(target=self._create, name="topic-restorer", daemon=True).start()
+    def start(self) -> None:
+        self.thread.start()
 
-    def _create(self) -> None:
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+    def _watch(self) -> None:
+        admin = admin_client(self.brokers)
+        while not self.stop.is_set():
+            self.check(admin)
+            self.stop.wait(PARTITIONS_CHECK_INTERVAL)
+
+    def check(self, admin: Any) -> None:
+        """List the topics once, restore the missing ones, and publish what the broker has."""
+        topics = self._list(admin)
+        if topics is None:
+            return
+        losses = self.seen.losses
+        if missing_topics(topics, self.names) and self._restore():
+            losses += 1
+            topics = self._list(admin) or topics
+        counts = partition_counts(topics, self.seen.partitions)
+        if counts != self.seen.partitions or losses != self.seen.losses:
+            self.seen = TopicsSeen(self.seen.generation + 1, MappingProxyType(counts), losses)
+
+    def _list(self, admin: Any) -> Mapping[str, Any] | None:
+        from confluent_kafka import KafkaException
+
         try:
-            created = ensure_topics(self.brokers, all_topic_names(), timeout=3)
-            if created:
-                log.warning("the broker had lost %d topics (a restart?); created them again", len(created))
+            return dict(admin.list_topics(timeout=METADATA_TIMEOUT).topics)
+        except KafkaException as exc:
+            log.debug("topics not listed: %s", exc)
+            return None
+
+    def _restore(self) -> bool:
+        """Whether topics were created; at most one pass every TOPICS_CHECK_INTERVAL seconds."""
+        if time.monotonic() - self.last_pass < TOPICS_CHECK_INTERVAL:
+            return False
+        try:
+            created = ensure_topics(self.brokers, self.names, timeout=3)
         except Exception as exc:
             log.info("topics not created, broker still unavailable: %s", exc)
+            return False
         finally:
-            with self.lock:
-                self.creating = False
-                self.last_pass = time.monotonic()
+            self.last_pass = time.monotonic()
+        if created:
+            log.warning("the broker had lost %d topics (a restart?); created them again", len(created))
+        return bool(created)
 
 
 class HandlerConsumer:
@@ -246,11 +319,11 @@ class HandlerConsumer:
     It assigns itself every partition of its topics, and commits as the group, but does not join the
     group: the one router is its only member, and the local broker's group coordination is what a
     restart breaks (Tansu may keep a member that left as the group's leader, so a new one never gets
-    partitions). The partitions are checked every PARTITIONS_CHECK_INTERVAL seconds.
+    partitions). It follows the partitions its router's TopicRestorer sees.
     """
 
     def __init__(self, sub: Subscription, brokers: str, sender: Sender, stop: threading.Event,
-                 restorer: TopicRestorer | None = None):
+                 restorer: TopicRestorer):
         self.sub = sub
         self.brokers = brokers
         self.sender = sender
@@ -283,16 +356,18 @@ class HandlerConsumer:
     def _consume(self) -> None:
         kafka = consumer(self.brokers, group_of(self.sub.name))
         assigned: set[tuple[str, int]] = set()
-        losses = self.restorer.losses if self.restorer is not None else 0
-        last_commit = last_lag = last_check = time.monotonic() - PARTITIONS_CHECK_INTERVAL
+        followed, losses = -1, self.restorer.seen.losses
+        from_start = False  # after a loss: what the broker holds as committed was sent for the lost topic
+        last_commit = last_lag = time.monotonic() - COMMIT_INTERVAL
         try:
             while not self.stop.is_set():
-                if time.monotonic() - last_check >= PARTITIONS_CHECK_INTERVAL:
-                    if self.restorer is not None and self.restorer.losses != losses:
-                        losses = self.restorer.losses
+                seen = self.restorer.seen
+                if seen.generation != followed:
+                    if seen.losses != losses:
+                        losses, from_start = seen.losses, True
                         self._unassign(kafka, assigned, set(assigned))  # positions of a broker that is gone
-                    self._follow_partitions(kafka, assigned)
-                    last_check = time.monotonic()
+                    if self._follow_partitions(kafka, assigned, seen.partitions, from_start):
+                        followed, from_start = seen.generation, False
                 message = kafka.poll(0.2)
                 if message is not None:
                     self._dispatch(message)
@@ -306,33 +381,35 @@ class HandlerConsumer:
         finally:
             kafka.close()
 
-    def _follow_partitions(self, kafka: Any, assigned: set[tuple[str, int]]) -> None:
+    def _follow_partitions(self, kafka: Any, assigned: set[tuple[str, int]], counts: Mapping[str, int],
+                           from_start: bool) -> bool:
         """Assign the partitions of the handler's topics that appeared, from the group's committed offsets
-        (the topic's start when none), and drop the ones that vanished."""
+        (the topic's start when none, or `from_start`), and drop the ones that vanished; False when they are
+        to be tried again.
+
+        A commit sent as the broker went down can reach the restarted one: `from_start` after a loss, as
+        its topics are new, else that commit would skip their first records."""
         from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
-        try:
-            topics = kafka.list_topics(timeout=METADATA_TIMEOUT).topics
-        except KafkaException as exc:
-            log.debug("partitions of %s not checked: %s", self.sub.name, exc)
-            return
-        present = {(name, part) for name in self.sub.topics
-                   if name in topics and topics[name].error is None for part in topics[name].partitions}
-        if len({name for name, _ in present}) < len(self.sub.topics) and self.restorer is not None:
-            self.restorer.topic_missing()
+        present = {(name, part) for name in self.sub.topics for part in range(counts.get(name, 0))}
         self._unassign(kafka, assigned, assigned - present)
         new = sorted(present - assigned)
         if not new:
-            return
-        try:
-            committed = kafka.committed([TopicPartition(t, p) for t, p in new], timeout=METADATA_TIMEOUT)
-        except KafkaException as exc:
-            log.debug("committed offsets of %s not read: %s", self.sub.name, exc)
-            return
-        kafka.incremental_assign([TopicPartition(c.topic, c.partition, self._start_of(kafka, c, OFFSET_BEGINNING))
-                                  for c in committed])
+            return True
+        starts = [TopicPartition(t, p, OFFSET_BEGINNING) for t, p in new]
+        if not from_start:
+            try:
+                committed = kafka.committed([TopicPartition(t, p) for t, p in new], timeout=METADATA_TIMEOUT)
+            except KafkaException as exc:
+                log.debug("committed offsets of %s not read: %s", self.sub.name, exc)
+                return False
+            starts = [TopicPartition(c.topic, c.partition, self._start_of(kafka, c, OFFSET_BEGINNING))
+                      for c in committed]
+        self.tracker.restart(new)
+        kafka.incremental_assign(starts)
         assigned.update(new)
         self.assigned.set()
+        return True
 
     def _start_of(self, kafka: Any, committed: Any, beginning: int) -> int:
         """Where to read a partition from: its committed offset, else its start. An offset past the
@@ -360,7 +437,7 @@ class HandlerConsumer:
         from confluent_kafka import TopicPartition
 
         kafka.incremental_unassign([TopicPartition(t, p) for t, p in parts])
-        self.tracker.forget(list(parts))
+        self.tracker.restart(list(parts))
         assigned.difference_update(parts)
 
     def _dispatch(self, message: Any) -> None:
@@ -368,11 +445,11 @@ class HandlerConsumer:
             log.debug("consumer %s: %s", self.sub.name, message.error())
             return
         part = (message.topic(), message.partition())
-        self.tracker.started(part, message.offset())
+        generation = self.tracker.started(part, message.offset())
         lane = self._lane_for(message.key(), message.offset())
         while not self.stop.is_set():
             try:
-                lane.put((part, message), timeout=0.1)
+                lane.put((part, generation, message), timeout=0.1)
                 return
             except queue.Full:
                 continue
@@ -415,16 +492,18 @@ class HandlerConsumer:
     def _lane(self, lane: queue.Queue[Any]) -> None:
         while not self.stop.is_set():
             try:
-                part, message = lane.get(timeout=0.1)
+                part, generation, message = lane.get(timeout=0.1)
             except queue.Empty:
                 continue
+            if not self.tracker.current(part, generation):
+                continue  # its partition was dropped since: it is read again where the new assignment starts
             try:
                 settled = self._handle(message)
             except Exception:
                 log.exception("router failed on a record of %s", message.topic())
                 settled = True
             if settled:  # an unsettled event stays in flight, so its offset is never committed
-                self.tracker.finished(part, message.offset())
+                self.tracker.finished(part, generation, message.offset())
 
     def _handle(self, message: Any) -> bool:
         """False when the router stopped before the event was delivered or dead-lettered."""
@@ -494,13 +573,14 @@ class Router:
                  tokens: DeliveryTokens | None = None, deliver_twice: bool = False):
         self.stop = threading.Event()
         self.sender = Sender(producer(brokers), self.stop, tokens, deliver_twice)
-        restorer = TopicRestorer(brokers)
-        self.consumers = [HandlerConsumer(sub, brokers, self.sender, self.stop, restorer)
+        self.restorer = TopicRestorer(brokers, self.stop)
+        self.consumers = [HandlerConsumer(sub, brokers, self.sender, self.stop, self.restorer)
                           for sub in subscriptions(specs, base_url)]
         self.scheduler = Scheduler(specs, self.sender, base_url, self.stop, schedule_interval)
         self._scheduler_thread = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
 
     def start(self) -> None:
+        self.restorer.start()
         for handler in self.consumers:
             handler.start()
         self._scheduler_thread.start()
@@ -523,5 +603,6 @@ class Router:
         self.stop.set()
         for handler in self.consumers:
             handler.join(5)
+        self.restorer.join(5)
         self._scheduler_thread.join(5)
         self.sender.producer.flush(5)

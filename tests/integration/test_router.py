@@ -25,7 +25,7 @@ from fusion.kafka import consumer, ensure_topics, producer
 from fusion.local.broker import start_broker
 from fusion.local.process import ManagedProcess
 from fusion.registry import Delivery, FunctionSpec
-from fusion.router import LANES, Router
+from fusion.router import LANES, Router, missing_topics, partition_counts
 from fusion.topics import all_topic_names
 from fusion.waiting import wait_until
 
@@ -43,13 +43,20 @@ class Subscriber:
     hang: set[str] = field(default_factory=set)  # subjects whose attempts wait for `release`
     hang_first: dict[str, int] = field(default_factory=dict)  # event id -> attempts that wait for `release`
     release: threading.Event = field(default_factory=threading.Event)
+    holds: dict[str, threading.Event] = field(default_factory=dict)  # event id -> what its attempts wait for
 
     def answer(self, subject: str, event_id: str) -> tuple[int, dict[str, str], bytes]:
         if subject in self.hang or _take_one(self.hang_first, event_id):
             self.release.wait(60)
+        if event_id in self.holds:
+            self.holds[event_id].wait(60)
         if _take_one(self.fail_first, event_id):
             return 500, {}, b""
         return self.answers.get(subject, (204, {}, b""))
+
+    def hold(self, event_id: str) -> threading.Event:
+        """Attempts at `event_id` wait until the returned event is set."""
+        return self.holds.setdefault(event_id, threading.Event())
 
     def ids(self, subject: str) -> list[str]:
         return [headers["ce-id"] for _, headers in self.attempts.get(subject, [])]
@@ -97,6 +104,8 @@ def subscriber() -> Iterator[tuple[Subscriber, str]]:
     thread.start()
     yield sub, f"http://127.0.0.1:{server.server_address[1]}"
     sub.release.set()
+    for hold in sub.holds.values():
+        hold.set()
     server.shutdown()
 
 
@@ -483,11 +492,90 @@ def test_a_router_delivers_again_after_its_memory_broker_restarts(subscriber: An
         router.close()
         broker.stop()
     assert sub.ids(after.subject) == [after.id]
+    assert router.restorer.seen.losses == 1, "one restart, one start over of the partitions"
+
+
+def test_one_broker_restart_is_one_loss_for_all_the_consumers_of_a_router(subscriber: Any, tmp_path: Any) -> None:
+    """Each consumer starts its partitions over once: a loss counted again would make them drop the partitions
+    they had just assigned on the restarted broker, and read its records again."""
+    sub, url = subscriber
+    port = free_port()
+    broker = start_broker(port, log_file=tmp_path / "broker.log")
+    ensure_topics(broker.url, all_topic_names())
+    handlers = 25
+    router = Router([handler_spec(Delivery(retries=0)) for _ in range(handlers)], broker.url,
+                    base_url=lambda _spec: url)
+    router.start()
+    try:
+        assert router.wait_until_assigned(30)
+        broker.stop()
+        broker = start_broker(port, log_file=tmp_path / "broker-again.log")
+        after = publish_when_possible(broker.url, f"after-{uuid.uuid4()}")
+        wait_for(lambda: len(sub.ids(after.subject)) == handlers, timeout=60)
+    finally:
+        router.close()
+        broker.stop()
+    assert router.restorer.seen.losses == 1
+
+
+def test_records_read_before_a_broker_loss_settle_nothing_read_after_it(subscriber: Any, tmp_path: Any) -> None:
+    """The restarted broker numbers the partition from 0 again. A record of the lost broker still waiting in a
+    lane is not delivered, and settles no offset of a record read since: the commit stays below those."""
+    sub, url = subscriber
+    port = free_port()
+    broker = start_broker(port, log_file=tmp_path / "broker.log")
+    ensure_topics(broker.url, all_topic_names())
+    key = f"held-{uuid.uuid4()}"
+    held, queued = released(key), released(key)  # offsets 0 and 1 of the broker about to be lost
+    stuck = released(other_key_than(key))  # offset 0 of the restarted broker, in another lane
+    old_hold, new_hold = sub.hold(held.id), sub.hold(stuck.id)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    router = start_router(broker.url, url, Delivery(retries=0, timeout=60), name)
+    tracker, part = router.consumers[0].tracker, (TOPIC, 0)
+    try:
+        send(broker.url, held)
+        send(broker.url, queued)
+        wait_for(lambda: held.id in sub.ids(key))
+        broker.stop()
+        broker = start_broker(port, log_file=tmp_path / "broker-again.log")
+        send_when_possible(broker.url, stuck)
+        wait_for(lambda: stuck.id in sub.ids(stuck.subject), timeout=60)
+        after = send(broker.url, released(key))  # offset 1 again, behind `queued` in its lane
+        old_hold.set()
+        wait_for(lambda: after.id in sub.ids(key))
+        wait_for(lambda: 1 not in tracker.in_flight.get(part, set()))
+        assert tracker.oldest_in_flight(part) == 0, "the record held on the restarted broker is still in flight"
+        new_hold.set()
+        wait_for(lambda: committed_offset(broker.url, f"fusion.{name}") == 2)
+    finally:
+        router.close()
+        broker.stop()
+    assert sub.ids(key) == [held.id, after.id], "the lost broker's queued record was dropped, not delivered"
+    assert sub.ids(stuck.subject) == [stuck.id]
+
+
+def test_only_an_unknown_topic_is_missing_a_passing_error_keeps_its_partitions() -> None:
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import PartitionMetadata, TopicMetadata  # type: ignore[attr-defined]
+
+    def metadata(partitions: int, error: int | None = None) -> Any:
+        meta = TopicMetadata()
+        meta.partitions = {n: PartitionMetadata() for n in range(partitions)}
+        meta.error = None if error is None else KafkaError(error)
+        return meta
+
+    listed = {"present": metadata(2), "electing": metadata(0, KafkaError.LEADER_NOT_AVAILABLE),
+              "unknown": metadata(0, KafkaError.UNKNOWN_TOPIC_OR_PART)}
+    assert missing_topics(listed, ["present", "electing", "unknown", "absent"]) == ["unknown", "absent"]
+    assert partition_counts(listed, {"electing": 3, "unknown": 1}) == {"present": 2, "electing": 3}
 
 
 def publish_when_possible(brokers: str, subject: str) -> Event:
-    """Publish once the topic is back (producers do not create topics)."""
-    event = released(subject)
+    return send_when_possible(brokers, released(subject))
+
+
+def send_when_possible(brokers: str, event: Event) -> Event:
+    """Send once the topic is back (producers do not create topics)."""
     headers, key, value = to_kafka(event)
     kafka = producer(brokers)
 
