@@ -57,6 +57,7 @@ class Settings:
     catalog_timeout_seconds: float  # how long one lookup may take
     storefront_oidc_client_id: str | None  # the browsers' OIDC client; None: not set outside development
     storefront_origin: str  # the public origin of the pages
+    metrics_on: bool  # FUSION_METRICS
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -231,6 +232,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_timeout_seconds=_positive_seconds(env, "CATALOG_TIMEOUT_SECONDS"),
         storefront_oidc_client_id=_storefront_client_id(env, environment),
         storefront_origin=storefront_origin(env),
+        metrics_on=metrics_on(env),
     )
 
 
@@ -238,6 +240,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def settings() -> Settings:
     """The process's settings, read once."""
     return load_settings()
+
+
+def metrics_on(env: Mapping[str, str] | None = None) -> bool:
+    """FUSION_METRICS: whether requests, deliveries and saga stages are counted."""
+    return _choice(os.environ if env is None else env, "FUSION_METRICS", ("on", "off"), "on") == "on"
 
 
 def deliver_twice(env: Mapping[str, str] | None = None) -> bool:

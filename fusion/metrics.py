@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -65,24 +66,38 @@ _saga_stage = Histogram(SAGA_STAGE, "time an order spent in a stage of the saga"
                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600))
 
 
+@cache
+def counting() -> bool:
+    """Whether this process counts (FUSION_METRICS), read once: the bench compares a process that does not."""
+    from fusion.config import metrics_on
+
+    return metrics_on()
+
+
 def observe_request(service: str, function: str, route: str, status: int, seconds: float) -> None:
+    if not counting():
+        return
     _http_requests.labels(service, function, route, str(status)).inc()
     _http_duration.labels(service, function, route).observe(seconds)
 
 
 def observe_delivery(handler: str, outcome: str, attempt: int, seconds: float) -> None:
+    if not counting():
+        return
     _deliveries.labels(handler, outcome, str(attempt)).inc()
     _delivery_duration.labels(handler, outcome).observe(seconds)
 
 
 def observe_publish(schema: str, seconds: float) -> None:
+    if not counting():
+        return
     _relay_publish.labels(schema).observe(seconds)
 
 
 def observe_status_change(previous: str, current: str, seconds: float) -> None:
     """An order moved from `previous` to `current` after `seconds` in `previous`; only saga stages count."""
     stage = SAGA_STAGES.get((previous, current))
-    if stage is not None:
+    if stage is not None and counting():
         _saga_stage.labels(stage).observe(max(0.0, seconds))
 
 

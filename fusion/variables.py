@@ -127,6 +127,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FUSION_DELIVER_TWICE", "true: the router delivers every event twice and localstripe sends every "
              "webhook twice, as an at-least-once transport may (tests of idempotency; development only)", NONE,
              part="router, localstripe"),
+    Variable("FUSION_METRICS", "on or off; off: requests, deliveries, publishes and saga stages are not counted "
+             "(to measure what counting costs; /metrics still answers)", "on", part="every process"),
     Variable("PROMETHEUS_MULTIPROC_DIR", "a directory where every gunicorn worker writes its metrics, so /metrics "
              "adds them up; emptied before the process starts (`fusion dev`: one per service under .fusion/metrics/)",
              NONE, part="every function"),
