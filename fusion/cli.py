@@ -123,12 +123,14 @@ def _router(args: argparse.Namespace) -> int:
     from fusion.config import deliver_twice, settings
     from fusion.registry import load_all
     from fusion.router import Router, service_url_from
+    from fusion.wakeup import wake_address
 
     _log_as("router")
     interval = float(os.environ.get("FUSION_SCHEDULE_INTERVAL", "0")) or None
     base_url = service_url_from(os.environ.get("FUSION_SERVICE_URL_TEMPLATE"))
     router = Router(list(load_all().values()), settings().kafka_brokers, base_url=base_url,
-                    schedule_interval=interval, tokens=_delivery_tokens(), deliver_twice=deliver_twice())
+                    schedule_interval=interval, tokens=_delivery_tokens(), deliver_twice=deliver_twice(),
+                    wake_address=wake_address())
     router.start()
     router.register_metrics()
     metrics.serve_metrics()

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from fusion import wakeup
 from fusion.binding import Event, from_kafka
 from fusion.config import settings
 from fusion.kafka import consumer, produce, producer
@@ -68,6 +69,7 @@ def replay(name: str) -> int:
                 progress.close()
                 print(f"broker did not acknowledge the replay of {event.id}; stopping")
                 return 1
+            wakeup.sender().published([topic_name])
             kafka.commit(message=message, asynchronous=False)
             progress.advance()
     print(f"replayed {progress.count} dead letters from {dlq_topic} to {topic_name}")
@@ -199,6 +201,7 @@ def replay_events(name: str, event_ids: set[str], limit: int | None = None, time
         produce(kafka_producer, topic_name, event)
     if kafka_producer.flush(10) != 0:
         raise RuntimeError(f"the broker did not acknowledge the replay to {topic_name}")
+    wakeup.sender().published([topic_name])
     return events
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from fusion import metrics, tracing
+from fusion import metrics, tracing, wakeup
 from fusion.binding import Event
 from fusion.config import to_libpq_url
 from fusion.kafka import ensure_topics, group_lag, produce, producer
@@ -104,6 +104,8 @@ class OutboxRelay:
                 produce(kafka, topic_name, tracing.carried_by(event, traced), on_delivery=acknowledged(row_id))
             kafka.poll(0)
         kafka.flush(self.flush_timeout)
+        acknowledged_rows = set(delivered)
+        wakeup.sender().published(row[1] for row in rows if row[0] in acknowledged_rows)
         return delivered
 
     def delete_published(self, older_than: float = KEEP_PUBLISHED_SECONDS) -> None:

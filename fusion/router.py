@@ -9,6 +9,7 @@ their cron schedule as PingSources would.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -31,6 +32,7 @@ from fusion.dataplane import Attempt, Verdict, dead_letter, judge, reply_event
 from fusion.kafka import admin_client, consumer, ensure_topics, produce, producer
 from fusion.registry import Delivery, FunctionSpec
 from fusion.topics import DLQ_SUFFIX, PING_TYPE, all_topic_names, ping_source_address, topic, topic_for_type
+from fusion.wakeup import WakeListener
 
 if TYPE_CHECKING:
     from fusion.local.issuer import DeliveryTokens
@@ -42,6 +44,15 @@ TOPICS_CHECK_INTERVAL = 2.0  # at most one topic creation pass this often
 PARTITIONS_CHECK_INTERVAL = 0.5
 METADATA_TIMEOUT = 2.0
 LAG_INTERVAL = 1.0  # seconds between two measurements of a handler's consumer lag
+# With wake-ups (fusion.wakeup): a consumer that read nothing for QUIET_AFTER seconds, with nothing in flight,
+# parks its partitions (gives up their assignment, keeping its place), so it sends the broker no fetches,
+# until a wake-up names one of its topics; every LOOK_AGAIN seconds it fetches for LOOK_FOR seconds all the
+# same, for records whose publisher sent no wake-up. (librdkafka's pause and resume would do, but a resumed
+# partition is fetched again only after about half a second; one assigned again at once.)
+QUIET_AFTER = 0.5
+LOOK_AGAIN = 10.0
+LOOK_FOR = 0.1
+PAUSED_WAIT = 1.0  # a paused consumer's loop (commits, lag) turns this often; a wake-up ends the wait at once
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,7 @@ class Sender:
     """HTTP delivery with retries, backoff and dead letters, shared by events and pings."""
 
     def __init__(self, kafka_producer: Any, stop: threading.Event, tokens: DeliveryTokens | None = None,
-                 twice: bool = False):
+                 twice: bool = False, woken: Callable[[list[str]], None] | None = None):
         self.http = urllib3.PoolManager(maxsize=LANES * 4, retries=False)
         self.producer = kafka_producer
         self.stop = stop
@@ -101,6 +112,7 @@ class Sender:
         self.twice = twice  # every delivered event is delivered once more, as a redelivery would
         self.delivered = 0
         self.dead_lettered = 0
+        self.woken = woken  # told the topics of the replies it published, once the broker acknowledged them
 
     def post(self, url: str, event: Event, timeout: float, audience: str | None = None) -> Attempt:
         headers, body = to_http(event)
@@ -156,8 +168,13 @@ class Sender:
     def publish(self, event: Event | None) -> None:
         if event is None:
             return
-        produce(self.producer, topic_for_type(event.type).name, event)
+        name = topic_for_type(event.type).name
+        produce(self.producer, name, event, on_delivery=self._acknowledged)
         self.producer.poll(0)
+
+    def _acknowledged(self, error: Any, message: Any) -> None:
+        if error is None and self.woken is not None:
+            self.woken([message.topic()])
 
 
 @dataclass
@@ -189,6 +206,11 @@ class OffsetTracker:
         with self.lock:
             if self.generations.get(part, 0) == generation:
                 self.in_flight.get(part, set()).discard(offset)
+
+    def busy(self) -> bool:
+        """Whether any record is still in flight."""
+        with self.lock:
+            return any(self.in_flight.values())
 
     def oldest_in_flight(self, part: tuple[str, int]) -> int | None:
         with self.lock:
@@ -323,8 +345,10 @@ class HandlerConsumer:
     """
 
     def __init__(self, sub: Subscription, brokers: str, sender: Sender, stop: threading.Event,
-                 restorer: TopicRestorer):
+                 restorer: TopicRestorer, pauses: bool = False):
         self.sub = sub
+        self.pauses = pauses  # whether it pauses when quiet: only when publishers send wake-ups
+        self.woken = threading.Event()
         self.brokers = brokers
         self.sender = sender
         self.stop = stop
@@ -334,6 +358,8 @@ class HandlerConsumer:
         self.threads: list[threading.Thread] = []
         self.assigned = threading.Event()
         self.lag = 0  # messages of its topics its group has not committed yet, as the broker tells
+        self.paused = False  # its partitions parked: not assigned in librdkafka, read again from `next_offsets`
+        self.next_offsets: dict[tuple[str, int], int] = {}  # per partition, the offset it reads next
 
     def start(self) -> None:
         self.threads = [threading.Thread(target=self._consume, name=f"consume-{self.sub.name}", daemon=True)]
@@ -345,6 +371,10 @@ class HandlerConsumer:
             thread.start()
 
     def join(self, timeout: float) -> None:
+        """Wait for its threads once the router's `stop` is set; an idle lane is woken by an item of None."""
+        for lane in self.lanes:
+            with contextlib.suppress(queue.Full):  # a full lane is not waiting: it sees `stop` at its next item
+                lane.put_nowait(None)
         for thread in self.threads:
             thread.join(timeout)
 
@@ -359,6 +389,7 @@ class HandlerConsumer:
         followed, losses = -1, self.restorer.seen.losses
         from_start = False  # after a loss: what the broker holds as committed was sent for the lost topic
         last_commit = last_lag = time.monotonic() - COMMIT_INTERVAL
+        quiet_at = time.monotonic() + QUIET_AFTER  # when it may pause, unless it reads or is woken before
         try:
             while not self.stop.is_set():
                 seen = self.restorer.seen
@@ -368,18 +399,59 @@ class HandlerConsumer:
                         self._unassign(kafka, assigned, set(assigned))  # positions of a broker that is gone
                     if self._follow_partitions(kafka, assigned, seen.partitions, from_start):
                         followed, from_start = seen.generation, False
-                message = kafka.poll(0.2)
-                if message is not None:
-                    self._dispatch(message)
+                        quiet_at = self._resume(kafka, assigned, QUIET_AFTER)
+                if self.paused:
+                    if self.woken.wait(PAUSED_WAIT):
+                        quiet_at = self._resume(kafka, assigned, QUIET_AFTER)
+                    elif time.monotonic() >= quiet_at:
+                        quiet_at = self._resume(kafka, assigned, LOOK_FOR)
+                    message = kafka.poll(0)  # its callbacks, and a record fetched just before the pause
+                    if message is not None:
+                        self._dispatch(message)
+                        quiet_at = self._resume(kafka, assigned, QUIET_AFTER)
+                else:
+                    message = kafka.poll(0.2)
+                    if message is not None:
+                        self._dispatch(message)
+                        quiet_at = time.monotonic() + QUIET_AFTER
+                    elif self.woken.is_set():
+                        self.woken.clear()
+                        quiet_at = time.monotonic() + QUIET_AFTER
+                    elif self.pauses and assigned and time.monotonic() >= quiet_at and not self.tracker.busy():
+                        quiet_at = self._pause(kafka, assigned)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL:
                     self._commit(kafka)
                     last_commit = time.monotonic()
-                if time.monotonic() - last_lag >= LAG_INTERVAL:
+                if time.monotonic() - last_lag >= LAG_INTERVAL and not self.paused:  # parked: nothing fetched
                     self._measure_lag(kafka)
                     last_lag = time.monotonic()
             self._commit(kafka)
         finally:
             kafka.close()
+
+    def wake(self) -> None:
+        """Records arrived on one of its topics (a wake-up, acknowledged by the broker before it was sent)."""
+        self.woken.set()
+
+    def _pause(self, kafka: Any, assigned: set[tuple[str, int]]) -> float:
+        """Park its partitions until woken; when it looks again on its own."""
+        from confluent_kafka import TopicPartition
+
+        self._measure_lag(kafka)  # the last figure until it fetches again: parked, it reads no high-water marks
+        kafka.incremental_unassign([TopicPartition(t, p) for t, p in sorted(assigned)])
+        self.paused = True
+        return time.monotonic() + LOOK_AGAIN
+
+    def _resume(self, kafka: Any, assigned: set[tuple[str, int]], for_seconds: float) -> float:
+        """Fetch again, each partition from where it stopped; when it may park next. A wake-up sent before this
+        is read by the fetches that follow, since its records were acknowledged before it was sent."""
+        from confluent_kafka import TopicPartition
+
+        self.woken.clear()
+        if self.paused and assigned:
+            kafka.incremental_assign([TopicPartition(t, p, self.next_offsets[(t, p)]) for t, p in sorted(assigned)])
+        self.paused = False
+        return time.monotonic() + for_seconds
 
     def _follow_partitions(self, kafka: Any, assigned: set[tuple[str, int]], counts: Mapping[str, int],
                            from_start: bool) -> bool:
@@ -406,7 +478,9 @@ class HandlerConsumer:
             starts = [TopicPartition(c.topic, c.partition, self._start_of(kafka, c, OFFSET_BEGINNING))
                       for c in committed]
         self.tracker.restart(new)
+        self._resume(kafka, assigned, QUIET_AFTER)  # assigned wholly, or parked wholly: never in part
         kafka.incremental_assign(starts)
+        self.next_offsets.update({(tp.topic, tp.partition): tp.offset for tp in starts})
         assigned.update(new)
         self.assigned.set()
         return True
@@ -436,7 +510,8 @@ class HandlerConsumer:
             return
         from confluent_kafka import TopicPartition
 
-        kafka.incremental_unassign([TopicPartition(t, p) for t, p in parts])
+        if not self.paused:  # parked partitions are not assigned in librdkafka
+            kafka.incremental_unassign([TopicPartition(t, p) for t, p in parts])
         self.tracker.restart(list(parts))
         assigned.difference_update(parts)
 
@@ -445,6 +520,7 @@ class HandlerConsumer:
             log.debug("consumer %s: %s", self.sub.name, message.error())
             return
         part = (message.topic(), message.partition())
+        self.next_offsets[part] = message.offset() + 1
         generation = self.tracker.started(part, message.offset())
         lane = self._lane_for(message.key(), message.offset())
         while not self.stop.is_set():
@@ -490,11 +566,11 @@ class HandlerConsumer:
                 log.debug("commit skipped: %s", exc)
 
     def _lane(self, lane: queue.Queue[Any]) -> None:
-        while not self.stop.is_set():
-            try:
-                part, generation, message = lane.get(timeout=0.1)
-            except queue.Empty:
-                continue
+        while True:
+            item = lane.get()  # no timeout: an idle router's hundreds of lanes would otherwise wake ten times a second
+            if item is None or self.stop.is_set():
+                return
+            part, generation, message = item
             if not self.tracker.current(part, generation):
                 continue  # its partition was dropped since: it is read again where the new assignment starts
             try:
@@ -570,20 +646,39 @@ class Scheduler:
 class Router:
     def __init__(self, specs: list[FunctionSpec], brokers: str, *,
                  base_url: Callable[[FunctionSpec], str] = local_url, schedule_interval: float | None = None,
-                 tokens: DeliveryTokens | None = None, deliver_twice: bool = False):
+                 tokens: DeliveryTokens | None = None, deliver_twice: bool = False,
+                 wake_address: tuple[str, int] | None = None):
         self.stop = threading.Event()
-        self.sender = Sender(producer(brokers), self.stop, tokens, deliver_twice)
+        self.sender = Sender(producer(brokers), self.stop, tokens, deliver_twice, woken=self.wake)
         self.restorer = TopicRestorer(brokers, self.stop)
-        self.consumers = [HandlerConsumer(sub, brokers, self.sender, self.stop, self.restorer)
+        self.consumers = [HandlerConsumer(sub, brokers, self.sender, self.stop, self.restorer,
+                                          pauses=wake_address is not None)
                           for sub in subscriptions(specs, base_url)]
+        self.listener = WakeListener(wake_address, self.wake, self.stop) if wake_address is not None else None
         self.scheduler = Scheduler(specs, self.sender, base_url, self.stop, schedule_interval)
         self._scheduler_thread = threading.Thread(target=self.scheduler.run, name="scheduler", daemon=True)
+        self._acks_thread = threading.Thread(target=self._serve_acks, name="producer-acks", daemon=True)
+
+    def wake(self, topics: Iterable[str]) -> None:
+        """Resume the consumers of `topics`, which just received records."""
+        named = set(topics)
+        for handler in self.consumers:
+            if named.intersection(handler.sub.topics):
+                handler.wake()
 
     def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
         self.restorer.start()
         for handler in self.consumers:
             handler.start()
         self._scheduler_thread.start()
+        self._acks_thread.start()
+
+    def _serve_acks(self) -> None:
+        """The producer's delivery reports, as they come: a reply wakes the consumers of its topic."""
+        while not self.stop.is_set():
+            self.sender.producer.poll(0.5)
 
     def lag(self) -> dict[str, int]:
         """Each handler's consumer lag, as last measured."""
@@ -604,5 +699,8 @@ class Router:
         for handler in self.consumers:
             handler.join(5)
         self.restorer.join(5)
+        if self.listener is not None:
+            self.listener.join(5)
         self._scheduler_thread.join(5)
+        self._acks_thread.join(5)
         self.sender.producer.flush(5)

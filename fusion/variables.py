@@ -132,6 +132,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROMETHEUS_MULTIPROC_DIR", "a directory where every gunicorn worker writes its metrics, so /metrics "
              "adds them up; emptied before the process starts (`fusion dev`: one per service under .fusion/metrics/)",
              NONE, part="every function"),
+    Variable("FUSION_ROUTER_WAKE_ADDRESS", "host:port (UDP) where the local router hears which topics just received "
+             "records; set, the router pauses quiet consumers and the relay, `fusion dlq replay` and the operations "
+             "service wake it (`fusion dev`: the router's /metrics port)", NONE,
+             part="router, relay, operations, fusion dlq"),
     Variable("FUSION_METRICS_ADDRESS", "host:port where the relay or the router serves /metrics (`fusion dev`: "
              "127.0.0.1, ports 3010 and 3011 shifted by FUSION_PORT_OFFSET); unset: not served", NONE,
              deployed="0.0.0.0:9400 (relay)", part="relay, router"),

@@ -44,6 +44,7 @@ from fusion.metrics import METRICS_ADDRESS, MULTIPROC_DIR
 from fusion.registry import service_named, services
 from fusion.variables import default_of
 from fusion.waiting import wait_until
+from fusion.wakeup import WAKE_ADDRESS
 
 LOCAL_WEBHOOK_SECRET = "whsec_fusion_local"
 LOCAL_STRIPE_KEY = "sk_test_fusion_local"
@@ -210,6 +211,10 @@ class Platform:
         # Where orders and group buying look up products they have not heard of yet: the catalog started here.
         if not self.env.get("CATALOG_URL", "").strip():
             self.env["CATALOG_URL"] = f"http://127.0.0.1:{service_named('catalog').local_port}"
+        # The relay and the operations service tell the router which topics got records (fusion.wakeup), on
+        # the UDP port of the same number as its /metrics.
+        if not self.env.get(WAKE_ADDRESS, "").strip():
+            self.env[WAKE_ADDRESS] = f"127.0.0.1:{metrics_port('router')}"
         self._spawn_gateway()
         for service in services().values():
             self._spawn_service(service.name, service.source, service.local_port)

@@ -229,3 +229,28 @@ def test_relay_survives_a_postgres_restart_and_publishes_each_event_once(
         worker.join(10)
     keys = published_keys(broker.url, start)
     assert sorted(key for key in keys if key in subjects) == sorted(subjects)
+
+
+def test_relay_wakes_the_router_with_the_topics_it_published_once_acknowledged(
+    clean_db: str, broker: ManagedProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fusion import wakeup
+
+    ensure_topics(broker.url, all_topic_names())
+    heard: list[list[str]] = []
+    stop = threading.Event()
+    listener = wakeup.WakeListener(("127.0.0.1", 0), heard.append, stop)
+    listener.start()
+    monkeypatch.setattr(wakeup, "_sender", wakeup.WakeSender(("127.0.0.1", listener.port)))
+    relay = OutboxRelay(clean_db, broker.url, ["inventory"])
+    try:
+        stage_event(f"order-{uuid.uuid4()}")
+        stage_event(f"order-{uuid.uuid4()}")
+        assert relay.publish_pending(["inventory"]) == 2
+        wait_for(lambda: heard == [[TOPIC]])  # one wake-up per batch, each topic once
+        assert relay.publish_pending(["inventory"]) == 0
+    finally:
+        relay.close()
+        stop.set()
+        listener.join(5)
+    assert heard == [[TOPIC]], "nothing published, nobody woken"
