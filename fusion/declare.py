@@ -249,6 +249,9 @@ def command(
 ) -> Callable[[CommandFn], HttpFunction]:
     """An HTTP function that changes state in one unit of work, honouring an `Idempotency-Key` header.
 
+    A command that commits part-way (`uow.commit()`) must be safe to run again: a key it claimed but never
+    answered (it failed, or its process died) runs it again.
+
     `body` is the model the function parses its JSON body with (for the OpenAPI document); `auth` and
     `answers` as for `query`.
     """
@@ -297,6 +300,8 @@ def _claim_idempotency_key(uow: UnitOfWork, scope: str, key: str, request: flask
         {"scope": scope, "key": key, "hash": request_hash},
     ).first()
     if claimed is not None:
+        uow.undo_on_failure(f"DELETE FROM {uow.schema}.idempotency_keys WHERE scope = :scope AND key = :key "
+                            "AND status = 0", {"scope": scope, "key": key})
         return None
     stored = uow.execute(
         f"SELECT request_hash, status, body::text FROM {uow.schema}.idempotency_keys "
@@ -306,6 +311,8 @@ def _claim_idempotency_key(uow: UnitOfWork, scope: str, key: str, request: flask
     if stored.request_hash != request_hash:
         raise ApiError(422, "Idempotency-Key was already used with a different request",
                        code="idempotency_key_reused", field="Idempotency-Key")
+    if stored.status == 0:  # claimed by a command that committed part-way and never answered: run it again
+        return None
     return flask.Response(stored.body, status=stored.status, mimetype="application/json",
                           headers={"Idempotent-Replayed": "true"})
 

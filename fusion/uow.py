@@ -1,11 +1,19 @@
 """Unit of work: one database transaction that carries the state change, its outgoing events
-(transactional outbox) and the record of the incoming event it handles (inbox)."""
+(transactional outbox) and the record of the incoming event it handles (inbox).
+
+A use case that waits on something slow (a payment provider) commits part-way with `commit()`: what
+it did so far and its events are committed, the connection goes back to the pool while it waits,
+and its next statement begins a new transaction. Such a use case must be safe to run again from the
+start. If it then fails, the records that would make its retry a no-op (its inbox row, an unanswered
+Idempotency-Key) are removed, so the retried delivery or request runs it again.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from fusion.binding import Event, new_event
@@ -15,6 +23,7 @@ from fusion.topics import topic_for_type
 from fusion.tracing import current_traceparent
 
 OUTBOX_CHANNEL = "fusion_outbox"
+log = logging.getLogger("fusion.uow")
 
 
 def schema_of(service: str) -> str:
@@ -23,14 +32,49 @@ def schema_of(service: str) -> str:
 
 
 class UnitOfWork:
-    def __init__(self, service: str, conn: Connection) -> None:
+    def __init__(self, service: str, conn: Connection, transactions: ExitStack | None = None) -> None:
         self.service = service
         self.schema = schema_of(service)
-        self.conn = conn
+        self._conn: Connection | None = conn
+        self._transactions = transactions  # None: a reading unit of work, which commits nothing
         self.events: list[Event] = []
+        self.committed_part = False
+        self._undo_on_failure: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def conn(self) -> Connection:
+        """The connection of the current transaction; after `commit()`, a new one from the pool."""
+        if self._conn is None:
+            assert self._transactions is not None
+            self._conn = self._transactions.enter_context(pool().begin())
+        return self._conn
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Result:
         return self.conn.execute(sql, params)
+
+    def commit(self) -> None:
+        """Commit the work so far with its events, and give the connection back until the next statement."""
+        if self._transactions is None:
+            raise RuntimeError("a reading unit of work commits nothing")
+        if self._conn is not None:
+            self.flush_outbox()
+            self._transactions.close()
+            self._conn = None
+        self.committed_part = True
+
+    def undo_on_failure(self, sql: str, params: dict[str, Any]) -> None:
+        """Run `sql` in a transaction of its own if the work fails after committing part of it."""
+        self._undo_on_failure.append((sql, params))
+
+    def undo_after_failure(self) -> None:
+        if not self.committed_part or not self._undo_on_failure:
+            return
+        try:
+            with pool().begin() as conn:
+                for sql, params in self._undo_on_failure:
+                    conn.execute(sql, params)
+        except Exception as exc:  # the database is down too: the retry finds the records, the checks finish the work
+            log.warning("could not undo the records of a failed %s unit of work: %s", self.service, exc)
 
     def publish(self, topic: str, subject: str, payload: Contract, partition_key: str | None = None) -> Event:
         """Queue an event; it is written to the outbox when the transaction commits."""
@@ -48,6 +92,10 @@ class UnitOfWork:
             "VALUES (:consumer, :source, :id) ON CONFLICT DO NOTHING RETURNING 1",
             {"consumer": consumer, "source": event.source, "id": event.id},
         ).first()
+        if row is not None:
+            self.undo_on_failure(
+                f"DELETE FROM {self.schema}.inbox WHERE consumer = :consumer AND event_source = :source "
+                "AND event_id = :id", {"consumer": consumer, "source": event.source, "id": event.id})
         return row is not None
 
     def flush_outbox(self) -> None:
@@ -78,8 +126,14 @@ def reading(service: str) -> Iterator[UnitOfWork]:
 
 @contextmanager
 def unit_of_work(service: str) -> Iterator[UnitOfWork]:
-    """Commit the block's changes and its events together, or neither."""
-    with pool().begin() as conn:
-        uow = UnitOfWork(service, conn)
-        yield uow
-        uow.flush_outbox()
+    """Commit the block's changes and its events together, or neither (or, after `uow.commit()`, each part)."""
+    uow: UnitOfWork | None = None
+    try:
+        with ExitStack() as transactions:
+            uow = UnitOfWork(service, transactions.enter_context(pool().begin()), transactions)
+            yield uow
+            uow.flush_outbox()
+    except BaseException:
+        if uow is not None:
+            uow.undo_after_failure()
+        raise

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from functions.payments import flow, gateway, store
 from functions.payments.flow import PaymentRequest, RefundRequest, SeatPaymentRequest, StripeEvent
+from functions.payments.handlers import checker
 from functions.payments.rules import SEAT_STATUSES, STATUSES, outcome_of
 from functions.payments.store import SERVICE, Payment, SeatPaymentRow
 from fusion.auth import CUSTOMER, SIGNED, customer_or_staff, ensure_owner, staff, visible_customer
@@ -93,6 +94,7 @@ def payment_view(payment: Payment) -> PaymentView:
          body=PaymentRequest, answers={201: PaymentStartView})
 def create_payment(request: flask.Request, params: dict[str, str], uow: UnitOfWork) -> flask.Response:
     """Start the payment of a payable order, or return the one it has, with the PaymentIntent's client secret."""
+    checker.ensure_running()  # it finishes a payment whose intent this request fails to create
     payment = flow.pay_order(parse_body(request, PaymentRequest), uow)
     started = PaymentStartView.model_validate({**_payment_fields(payment), "client_secret": payment.client_secret})
     return answer(started, 201, headers={"Location": f"/payments/{payment.id}"})

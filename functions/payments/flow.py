@@ -1,9 +1,25 @@
 """What happens to a payment: started, confirmed, settled by Stripe, refunded.
 
-One PaymentIntent per order is guaranteed by our database, not by Stripe (localstripe ignores
-idempotency keys): the payment row is inserted first (unique per order, under the order row's
-lock) and only the transaction that inserted it calls Stripe. Stripe's idempotency key, derived
-from the order, additionally makes a create retried after a rollback return the same intent.
+Stripe is never called with a transaction open on the hot path: a use case claims what it is about
+to do and commits (`uow.commit()`, which also gives the connection back to the pool), calls Stripe,
+and records the result in a second transaction. Nothing is locked while Stripe answers; the second
+transaction changes only what is still as the first left it (an intent is attached only to a payment
+that has none, statuses only move forward), so a webhook or a check that got there first wins.
+
+Starting an order's payment: the first transaction inserts the payment row (unique per order,
+under the order row's lock) with a claim on it for CHECK_LEASE_SECONDS (`next_check_at`). Only the
+claim's holder creates the PaymentIntent, so the database keeps one intent per order even though
+localstripe ignores idempotency keys; Stripe's idempotency key, derived from the order, additionally
+makes a create retried after a lost answer return the same intent. When Stripe is down the holder
+gives the claim up and fails: the retried request or delivery, or the scheduled checks
+(`handlers.run_due_checks`), take it over and create the intent. A claim whose holder died lapses
+after the lease and is taken over the same way. A campaign seat's authorization is claimed and
+created the same way (its lease runs on `updated_at`); a seat's capture and release only read the
+seat under its lock before calling Stripe, and move it forward afterwards.
+
+A refund a staff member asks for is checked under the locks, committed, asked of Stripe (its
+idempotency key is the payment's) and recorded afterwards. Still inside one transaction: the refunds
+a webhook or an order's closing triggers (rare, and recorded with the event that caused them).
 
 The use cases an HTTP caller starts answer Stripe being down with `Unavailable` (try again). The
 event handlers let `gateway.ProviderUnavailable` through: the delivery fails and is retried.
@@ -51,6 +67,9 @@ ALREADY_REFUNDED = "charge_already_refunded"
 # A new intent is looked up in Stripe this long after it is created, in case its webhook is never
 # applied (localstripe sends each once; a webhook that meets a database outage is lost).
 CHECK_SOON_SECONDS = 5.0
+# How long a claim to create an intent is its holder's: longer than a create can take with the
+# gateway's retries; a check claimed by a process that died is due again after it too.
+CHECK_LEASE_SECONDS = 30.0
 
 
 class PaymentRequest(Body):
@@ -150,7 +169,10 @@ def pay_order(request: PaymentRequest, uow: UnitOfWork) -> Payment:
         raise Conflict(f"order {request.order_id} cannot be paid: {why_not_payable(order.facts)}",
                        code="order_not_payable")
     with _provider_errors():
-        payment, _ = _start_payment(uow, order)
+        payment = _start_payment(uow, order)
+    if payment.status == PENDING and payment.provider_payment_id is None:
+        raise Unavailable(f"the payment of order {request.order_id} is being started, try again",
+                          code="payment_starting")
     return payment
 
 
@@ -165,8 +187,10 @@ def refund_on_request(request: RefundRequest, uow: UnitOfWork) -> Payment:
         raise NotFound("payment", request.payment_id)
     if payment.status != SUCCEEDED:
         raise Conflict(f"payment {payment.id} is {payment.status}; only a succeeded payment can be refunded")
+    uow.commit()  # a refund repeated meanwhile is the same refund at Stripe (its key is the payment's)
     with _provider_errors():
-        return _refund(uow, payment, "requested")
+        refunded = _refund(uow, payment, "requested")
+    return store.find_payment(uow, payment.id) or refunded
 
 
 def take_stripe_event(event: StripeEvent, uow: UnitOfWork) -> StripeEventReceipt:
@@ -204,6 +228,15 @@ def close_order(closed: OrderClosed, uow: UnitOfWork) -> None:
         _refund_seat_of(uow, order.campaign_id, order.customer_id, f"order_{closed.closed_as}")
 
 
+def finish_start(payment: Payment, uow: UnitOfWork) -> Payment:
+    """Give a claimed payment that has no intent yet (its starter failed or died) its intent, unless its
+    order closed meanwhile."""
+    order = store.lock_order(uow, payment.order_id)
+    if order is not None and order.closed_as is not None:
+        return _fail(uow, payment, f"order_{order.closed_as}", "the order closed before its payment started")
+    return _give_intent(uow, payment)
+
+
 def look_up_in_stripe(payment: DuePayment) -> PaymentCheck:
     """The final outcome Stripe shows for a pending payment's intent (asked outside any transaction)."""
     intent = gateway.retrieve_intent(payment.provider_payment_id)
@@ -225,28 +258,44 @@ def _start_if_payable(uow: UnitOfWork, order: Order) -> None:
         _start_payment(uow, order)
 
 
-def _start_payment(uow: UnitOfWork, order: Order) -> tuple[Payment, bool]:
-    """(payment, created) for a payable order whose row the caller has locked."""
-    claimed = store.claim_payment(uow, order)
+def _start_payment(uow: UnitOfWork, order: Order) -> Payment:
+    """The payment of a payable order whose row the caller has locked, with its intent unless another
+    holds the claim to create it."""
+    claimed = store.claim_payment(uow, order, CHECK_LEASE_SECONDS)
     if claimed is None:
         existing = store.lock_payment_of_order(uow, order.order_id)
         if existing is None:
             raise LookupError(f"order {order.order_id} has a payment that cannot be read")
-        return existing, False
+        taken_over = store.take_over_start(uow, existing.id, CHECK_LEASE_SECONDS)
+        return existing if taken_over is None else _give_intent(uow, taken_over)
     if order.campaign_id is not None:
-        return _paid_by_seat(uow, claimed, order.campaign_id), True
+        return _paid_by_seat(uow, claimed, order.campaign_id)
     if claimed.amount_minor == 0:  # nothing is given away without a rule that says so
-        return _fail(uow, claimed, "zero_amount", "an order that costs nothing is not paid"), True
-    card = auto_confirm_card(order.customer_id) if gateway.auto_confirm_enabled() else None
+        return _fail(uow, claimed, "zero_amount", "an order that costs nothing is not paid")
+    return _give_intent(uow, claimed)
+
+
+def _give_intent(uow: UnitOfWork, claimed: Payment) -> Payment:
+    """Commit the claim, create the intent with no transaction open, then attach it (the first attached
+    stays) and publish payment.created; a test card is then charged the same way."""
+    card = auto_confirm_card(claimed.customer_id) if gateway.auto_confirm_enabled() else None
+    uow.commit()
     try:
-        intent = gateway.create_intent(order.order_id, claimed.amount_minor, claimed.currency, card)
+        intent = gateway.create_intent(claimed.order_id, claimed.amount_minor, claimed.currency, card)
     except gateway.PaymentRefused as exc:
-        return _fail(uow, claimed, exc.code or "invalid_request", str(exc)), True
+        return _fail(uow, claimed, exc.code or "invalid_request", str(exc))
+    except gateway.ProviderUnavailable:
+        store.release_start(uow, claimed.id)
+        uow.commit()
+        raise
     payment = store.attach_intent(uow, claimed.id, intent.id, intent.client_secret, CHECK_SOON_SECONDS)
+    if payment is None:  # another holder of a lapsed claim attached first (the same intent at Stripe)
+        return store.find_payment(uow, claimed.id) or claimed
     store.publish_created(uow, payment)
     if card:
+        uow.commit()
         payment = _confirm_with_test_card(uow, payment, intent.id)
-    return payment, True
+    return payment
 
 
 def _confirm_with_test_card(uow: UnitOfWork, payment: Payment, intent_id: str) -> Payment:
@@ -351,16 +400,28 @@ def authorize_seat(hold: SeatHold, uow: UnitOfWork) -> SeatPaymentRow | None:
     amount_minor = to_minor(hold.campaign.group_price, hold.campaign.currency)
     seat = store.claim_seat_payment(uow, hold.campaign, hold.customer_id, amount_minor)
     if seat is None:
-        return None
+        held = store.lock_seat_payment(uow, hold.campaign.id, hold.customer_id)
+        seat = None if held is None else store.take_over_seat_start(uow, held.id, CHECK_LEASE_SECONDS)
+        if seat is None:
+            return None
     card = auto_confirm_card(hold.customer_id) if gateway.auto_confirm_enabled() else None
+    uow.commit()
     try:
         intent = gateway.create_seat_intent(str(seat.id), seat.attempt, seat.campaign_id, seat.customer_id,
                                             seat.amount_minor, seat.currency, card)
     except gateway.PaymentRefused as exc:
         return _decline_seat(uow, seat, exc.code or "invalid_request", str(exc))
-    seat = store.attach_seat_intent(uow, seat.id, intent.id, intent.client_secret)
+    except gateway.ProviderUnavailable:
+        store.release_seat_start(uow, seat.id, CHECK_LEASE_SECONDS)
+        uow.commit()
+        raise
+    attached = store.attach_seat_intent(uow, seat, intent.id, intent.client_secret)
+    if attached is None:
+        return None
+    seat = attached
     if card is None:
         return seat
+    uow.commit()
     try:
         confirmed = gateway.confirm_intent(intent.id)
     except gateway.PaymentDeclined as exc:
@@ -385,6 +446,7 @@ def decide_seat(decision: SeatDecision, uow: UnitOfWork) -> None:
         log.info("no payment for the seat of %s in campaign %s: nothing to %s", decision.customer_id,
                  decision.campaign_id, decision.decision)
         return
+    uow.commit()  # Stripe is asked with nothing locked; the seat then only moves forward from where it was
     if decision.decision == "capture":
         _capture_seat(uow, seat)
     else:
@@ -472,7 +534,7 @@ def _paid_by_seat(uow: UnitOfWork, payment: Payment, campaign_id: str) -> Paymen
     if seat is None or seat.status != SEAT_CAPTURED or not seat.provider_payment_id:
         return _fail(uow, payment, "seat_not_paid", f"no charged seat in campaign {campaign_id} pays for this order")
     linked = store.attach_intent(uow, payment.id, seat.provider_payment_id, None, CHECK_SOON_SECONDS)
-    return _succeed(uow, linked)
+    return payment if linked is None else _succeed(uow, linked)
 
 
 def _refund_seat_of(uow: UnitOfWork, campaign_id: str, customer_id: str, reason: str) -> None:

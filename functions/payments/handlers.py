@@ -11,7 +11,9 @@ PAYMENTS_RECONCILE_AFTER_SECONDS (default 60) are looked up in Stripe and settle
 webhook would have settled them. Intents still waiting for the customer are left alone.
 
 A minute is too long for the webhook localstripe sent once into a database outage, so every new
-intent also gets a check scheduled seconds later (`next_check_at`, committed with the intent). A
+intent also gets a check scheduled seconds later (`next_check_at`, committed with the intent). The
+same checks give their intent to payments claimed but never given one (Stripe was down, or the
+process died between the claim and the create; see functions/payments/flow.py). A
 checker thread in each payments process that handled a payment event or tick runs the due ones
 every second; while the database is down it keeps trying, and settles within a second of its return.
 Settling is idempotent (statuses only move forward, under the order's lock), so a check racing the
@@ -32,8 +34,16 @@ import time
 from collections.abc import Iterable
 
 from functions.payments import flow, gateway, store
-from functions.payments.flow import OrderClosed, OrderDetails, OrderReserved, PaymentCheck, SeatDecision, SeatHold
-from functions.payments.store import SERVICE, DuePayment
+from functions.payments.flow import (
+    CHECK_LEASE_SECONDS,
+    OrderClosed,
+    OrderDetails,
+    OrderReserved,
+    PaymentCheck,
+    SeatDecision,
+    SeatHold,
+)
+from functions.payments.store import SERVICE, DuePayment, Payment
 from fusion.binding import Event
 from fusion.contracts import (
     InventoryReserved,
@@ -56,7 +66,6 @@ RECONCILE_AFTER_ENV = "PAYMENTS_RECONCILE_AFTER_SECONDS"
 DEFAULT_RECONCILE_AFTER_SECONDS = 60
 BATCH = 50
 CHECK_EVERY_SECONDS = 1.0
-CHECK_LEASE_SECONDS = 30.0  # a claimed check whose process died is due again after this
 
 CLOSING_EVENTS: dict[str, tuple[type[OrderCancelled | OrderFailed | OrderExpired], str]] = {
     topic("order.cancelled").type: (OrderCancelled, "cancelled"),
@@ -137,11 +146,24 @@ def reconcile_payments(event: Event) -> None:
 
 
 def run_due_checks() -> int:
-    """Look up the payments whose scheduled check is due; how many were claimed."""
+    """Give an intent to the payments whose starter failed or died, and look up the payments whose
+    scheduled check is due; how many were claimed."""
     with unit_of_work(SERVICE) as uow:
+        unstarted = store.claim_unstarted_payments(uow, CHECK_LEASE_SECONDS, BATCH)
         due = store.claim_due_checks(uow, CHECK_LEASE_SECONDS, BATCH)
+    _start(unstarted)
     _check(due)
-    return len(due)
+    return len(unstarted) + len(due)
+
+
+def _start(unstarted: Iterable[Payment]) -> None:
+    for payment in unstarted:
+        try:
+            with unit_of_work(SERVICE) as uow:
+                flow.finish_start(payment, uow)
+        except gateway.ProviderUnavailable as exc:  # released: the next round tries again
+            log.warning("Stripe unavailable, payment %s still has no intent: %s", payment.id, exc)
+            return
 
 
 def _check(due: Iterable[DuePayment]) -> None:

@@ -119,15 +119,48 @@ def record_closing(db: Sql, order_id: str, closed_as: str) -> Order:
     ).one_as(Order)
 
 
-def claim_payment(db: Sql, order: Order) -> Payment | None:
-    """Insert the order's pending payment; None when the order already has one (one payment per order)."""
+def claim_payment(db: Sql, order: Order, lease_seconds: float) -> Payment | None:
+    """Insert the order's pending payment; None when the order already has one (one payment per order).
+
+    The claim is its creator's for `lease_seconds` (`next_check_at`): only the creator gives it an intent
+    in that time, after it the scheduled checks do (`take_over_start`)."""
     return db.execute(
-        "INSERT INTO payments.payments (id, order_id, customer_id, amount_minor, currency, status) "
-        "VALUES (:id, :order_id, :customer, :amount, :currency, 'pending') "
+        "INSERT INTO payments.payments (id, order_id, customer_id, amount_minor, currency, status, next_check_at) "
+        "VALUES (:id, :order_id, :customer, :amount, :currency, 'pending', now() + make_interval(secs => :lease)) "
         f"ON CONFLICT (order_id) DO NOTHING RETURNING {PAYMENT_COLUMNS}",
         {"id": uuid.uuid4(), "order_id": order.order_id, "customer": order.customer_id,
-         "amount": order.total_minor, "currency": order.currency},
+         "amount": order.total_minor, "currency": order.currency, "lease": lease_seconds},
     ).first_as(Payment)
+
+
+UNSTARTED = "status = 'pending' AND provider_payment_id IS NULL"
+
+
+def take_over_start(db: Sql, payment_id: uuid.UUID, lease_seconds: float) -> Payment | None:
+    """Claim a payment that has no intent yet and whose claim lapsed or was released; None when another
+    holds it or it has an intent."""
+    return db.execute(
+        "UPDATE payments.payments SET next_check_at = now() + make_interval(secs => :lease) "
+        f"WHERE id = :id AND {UNSTARTED} AND coalesce(next_check_at, '-infinity') <= now() "
+        f"RETURNING {PAYMENT_COLUMNS}",
+        {"id": payment_id, "lease": lease_seconds},
+    ).first_as(Payment)
+
+
+def claim_unstarted_payments(db: Sql, lease_seconds: float, batch: int) -> list[Payment]:
+    """Payments with no intent whose claim lapsed or was released, claimed for `lease_seconds`."""
+    return db.execute(
+        "UPDATE payments.payments SET next_check_at = now() + make_interval(secs => :lease) WHERE id IN ("
+        f"SELECT id FROM payments.payments WHERE {UNSTARTED} AND next_check_at <= now() "
+        f"ORDER BY next_check_at LIMIT :batch FOR UPDATE SKIP LOCKED) AND {UNSTARTED} RETURNING {PAYMENT_COLUMNS}",
+        {"lease": lease_seconds, "batch": batch},
+    ).all_as(Payment)
+
+
+def release_start(db: Sql, payment_id: uuid.UUID) -> None:
+    """Give up the claim of a payment whose intent could not be created: whoever comes next may create it."""
+    db.execute(f"UPDATE payments.payments SET next_check_at = now() WHERE id = :id AND {UNSTARTED}",
+               {"id": payment_id})
 
 
 def _payment_where(db: Sql, column: str, value: object, *, lock: bool) -> Payment | None:
@@ -177,13 +210,15 @@ def order_id_of(db: Sql, *, payment_id: uuid.UUID | None = None, intent_id: str 
 
 
 def attach_intent(db: Sql, payment_id: uuid.UUID, intent_id: str, client_secret: str | None,
-                  check_after: float) -> Payment:
-    """Record the payment's intent, and schedule a look at it `check_after` seconds from now."""
+                  check_after: float) -> Payment | None:
+    """Record the payment's intent, and schedule a look at it `check_after` seconds from now; None when the
+    payment has one already (the first attached stays)."""
     return db.execute(
         "UPDATE payments.payments SET provider_payment_id = :intent, client_secret = :secret, updated_at = now(), "
-        f"next_check_at = now() + make_interval(secs => :after) WHERE id = :id RETURNING {PAYMENT_COLUMNS}",
+        "next_check_at = now() + make_interval(secs => :after) WHERE id = :id AND provider_payment_id IS NULL "
+        f"RETURNING {PAYMENT_COLUMNS}",
         {"id": payment_id, "intent": intent_id, "secret": client_secret, "after": check_after},
-    ).one_as(Payment)
+    ).first_as(Payment)
 
 
 def _move_forward(db: Sql, table: str, row: type[R], row_id: uuid.UUID, target: str, sources: list[str],
@@ -345,12 +380,39 @@ def find_seat_payments(db: Sql, page: Page, *, campaign_id: str | None, status: 
     return _page(db, page, "seat_payments", SeatPaymentRow, customer_id, campaign_id=campaign_id, status=status)
 
 
-def attach_seat_intent(db: Sql, seat_id: uuid.UUID, intent_id: str, client_secret: str | None) -> SeatPaymentRow:
+def attach_seat_intent(db: Sql, seat: SeatPaymentRow, intent_id: str,
+                       client_secret: str | None) -> SeatPaymentRow | None:
+    """Record the intent of the seat's attempt; None when the seat has one, or moved to another attempt."""
     return db.execute(
         "UPDATE payments.seat_payments SET provider_payment_id = :intent, client_secret = :secret, updated_at = now() "
-        f"WHERE id = :id RETURNING {SEAT_COLUMNS}",
-        {"id": seat_id, "intent": intent_id, "secret": client_secret},
-    ).one_as(SeatPaymentRow)
+        "WHERE id = :id AND attempt = :attempt AND status = 'pending' AND provider_payment_id IS NULL "
+        f"RETURNING {SEAT_COLUMNS}",
+        {"id": seat.id, "attempt": seat.attempt, "intent": intent_id, "secret": client_secret},
+    ).first_as(SeatPaymentRow)
+
+
+# A seat's pending payment without an intent is its claimer's while `updated_at` is younger than the lease
+# (seat payments have no schedule of their own): a claim given up is dated back by the lease.
+SEAT_UNSTARTED = "status = 'pending' AND provider_payment_id IS NULL"
+
+
+def take_over_seat_start(db: Sql, seat_id: uuid.UUID, lease_seconds: float) -> SeatPaymentRow | None:
+    """Claim a seat payment with no intent whose claim lapsed or was given up; None otherwise."""
+    return db.execute(
+        "UPDATE payments.seat_payments SET updated_at = now() "
+        f"WHERE id = :id AND {SEAT_UNSTARTED} AND updated_at <= now() - make_interval(secs => :lease) "
+        f"RETURNING {SEAT_COLUMNS}",
+        {"id": seat_id, "lease": lease_seconds},
+    ).first_as(SeatPaymentRow)
+
+
+def release_seat_start(db: Sql, seat_id: uuid.UUID, lease_seconds: float) -> None:
+    """Give up the claim of a seat payment whose intent could not be created: its retry may create it at once."""
+    db.execute(
+        "UPDATE payments.seat_payments SET updated_at = now() - make_interval(secs => :lease) "
+        f"WHERE id = :id AND {SEAT_UNSTARTED}",
+        {"id": seat_id, "lease": lease_seconds},
+    )
 
 
 def move_seat_payment(db: Sql, seat_id: uuid.UUID, target: str, **fields: str | None) -> SeatPaymentRow | None:
