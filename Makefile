@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test test-fast lint typecheck unit bench render check-manifests smoke migrate n8n axe clean
+.PHONY: dev test test-fast lint typecheck unit bench profile render check-manifests smoke migrate n8n axe clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ unit: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run
+
+# Where each process spends its CPU under a steady load (py-spy).
+profile: $(INSTALLED)
+	$(BIN)/python -m benchmarks.profile
 
 render: $(INSTALLED)
 	$(BIN)/fusion knative render

