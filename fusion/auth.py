@@ -14,6 +14,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +38,7 @@ FETCH_TIMEOUT_SECONDS = 3.0
 KEYS_LIFETIME_SECONDS = 300.0  # keys are fetched again after this, so a rotation is picked up
 UNKNOWN_KEY_REFETCH_SECONDS = 10.0  # an unknown `kid` refetches at most this often (no fetch storm)
 LEEWAY_SECONDS = 30  # clock skew allowed on exp / nbf / iat
+VERIFIED_TOKENS_KEPT = 4096  # per verifier
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,12 @@ class TokenVerifier:
         self.audience = audience
         self.scope_claim = scope_claim
         self.keys = keys or SigningKeys(issuer)
+        # Tokens already verified, with their claims and when: a caller (the event plane above all) sends the
+        # same token many times, and only its times need checking again. Verified again after
+        # KEYS_LIFETIME_SECONDS, so a key the issuer withdrew stops admitting its tokens as it would uncached.
+        # Bounded; the least recently used is forgotten first.
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def principal(self, authorization: str | None) -> Principal:
         """The caller an `Authorization` header names: anonymous without one, 401 for a bad one."""
@@ -207,6 +215,21 @@ class TokenVerifier:
         return self._principal_of(self.claims(token.strip()))
 
     def claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once its signature, issuer, audience and times are checked; 401 otherwise."""
+        with self._verified_lock:
+            known = self._verified.get(token)
+            if known is not None:
+                self._verified.move_to_end(token)
+        if known is not None and _still_valid(*known):
+            return known[0]
+        claims = self._verify(token)
+        with self._verified_lock:
+            self._verified[token] = (claims, time.monotonic())
+            if len(self._verified) > VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         import jwt
 
         try:
@@ -227,6 +250,14 @@ class TokenVerifier:
         scopes = frozenset(scopes_in(claims, self.scope_claim))
         kind: Literal["customer", "staff"] = "staff" if scopes & set(STAFF_SCOPES) else "customer"
         return Principal(kind, subject, scopes)
+
+
+def _still_valid(claims: Mapping[str, Any], verified_at: float) -> bool:
+    """Whether a token verified at `verified_at` (monotonic) is still admitted without verifying it again: its
+    times (with the leeway it was verified with), and the age of the keys it was verified with."""
+    now = time.time()
+    return (time.monotonic() - verified_at < KEYS_LIFETIME_SECONDS and float(claims["exp"]) + LEEWAY_SECONDS > now
+            and float(claims.get("nbf", 0)) - LEEWAY_SECONDS <= now)
 
 
 def scopes_in(claims: Mapping[str, Any], claim: str) -> list[str]:

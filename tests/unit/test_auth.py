@@ -174,3 +174,40 @@ def test_unknown_staff_scopes_are_refused_at_declaration() -> None:
 ])
 def test_scopes_are_read_from_the_configured_claim(claims: dict[str, object], claim: str, found: list[str]) -> None:
     assert scopes_in(claims, claim) == found
+
+
+def test_a_token_verified_once_is_not_verified_again_until_it_expires(
+    issuer: IssuerServer, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = mint(issuer, ttl_seconds=60)
+    assert verifier.claims(token)["sub"] == "alice"
+    verified: list[str] = []
+    original = verifier._verify
+    monkeypatch.setattr(verifier, "_verify", lambda t: verified.append(t) or original(t))
+    assert verifier.claims(token)["sub"] == "alice" and verified == []  # its signature checked once
+    later = time.time() + 60 + auth.LEEWAY_SECONDS + 1
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    verifier.claims(token)  # past its time it is verified again (PyJWT's clock then decides)
+    assert verified == [token]
+
+
+def test_a_remembered_token_is_verified_again_once_the_keys_would_be_fetched_again(
+    issuer: IssuerServer, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = mint(issuer)
+    verifier.claims(token)
+    verified: list[str] = []
+    original = verifier._verify
+    monkeypatch.setattr(verifier, "_verify", lambda t: verified.append(t) or original(t))
+    started = time.monotonic()
+    monkeypatch.setattr(auth.time, "monotonic", lambda: started + auth.KEYS_LIFETIME_SECONDS + 1)
+    verifier.claims(token)
+    assert verified == [token]
+
+
+def test_a_forged_token_is_never_remembered(issuer: IssuerServer, verifier: TokenVerifier, tmp_path: Path) -> None:
+    forged = _forged_cases(issuer, tmp_path)["signed by another key, same kid"].removeprefix("Bearer ")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            verifier.claims(forged)
+    assert forged not in verifier._verified
