@@ -1,7 +1,7 @@
 """`make profile`: where each of our processes spends its CPU while the saga runs.
 
 Starts the bench's platform, places orders at a steady `RATE` for `SECONDS`, and meanwhile samples every
-function, the relay and the router with py-spy (gunicorn's workers included). Prints, per process, the
+function, the relay, the router and the Stripe stand-in (localstripe) with py-spy (gunicorn's workers included). Prints, per process, the
 functions with the most samples of their own (self) and the project's functions with the most samples
 under them (total). Nothing is asserted; py-spy itself takes some of the CPU it measures.
 """
@@ -23,7 +23,7 @@ RATE = 10
 SECONDS = 30
 SAMPLING_RATE = 97  # a prime, so sampling does not beat with the services' timers
 SHOWN = 8
-OURS = ("fusion/", "functions/")
+OURS = ("fusion/", "functions/", "localstripe/")
 
 
 def _frame(frame: str) -> tuple[str, str]:
@@ -62,8 +62,8 @@ def profile(platform: Platform, folder: Path) -> None:
     load = threading.Thread(target=place_orders, args=(skus, 2, RATE * SECONDS // 2, 2 / RATE))
     load.start()
     recorders = {}
-    for part in platform.children:
-        if part.name != "gateway" and part.server.process is not None:
+    for part in [*platform.children, *platform.backing]:
+        if part.name not in ("gateway", "postgres", "broker") and part.server.process is not None:
             recorders[part.name] = record(part.server.process.pid, folder / f"{part.name}.txt")
     for recorder in recorders.values():
         recorder.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -16,6 +17,7 @@ import pytest
 import stripe
 from flask.testing import FlaskClient
 from stripe_fixtures import (  # noqa: F401 - fixtures
+    SECRET_KEY,
     WebhookReceiver,
     localstripe,
     localstripe_server,
@@ -582,3 +584,17 @@ def test_a_dropped_webhook_is_made_up_by_the_scheduled_check_within_seconds(pay:
                             "WHERE order_id = :id", {"id": order_id}).scalar() is True
     assert deliver(pay, "reconcile-payments", ping()) == 204
     assert [e["orderId"] for e in outbox("payment.succeeded")] == [order_id]
+
+
+def test_the_stripe_stand_in_lists_each_kind_from_its_index_in_the_order_stored(localstripe: str) -> None:  # noqa: F811 - fixture
+    """Its lists come from an index per kind of object: they hold what a scan of the store held, and nothing
+    from before a reset."""
+    client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": localstripe})
+    before_reset = client.v1.customers.create(params={"email": "gone@example.com"})
+    urllib.request.urlopen(urllib.request.Request(f"{localstripe}/_config/data", method="DELETE"), timeout=5).close()
+    created = [client.v1.customers.create(params={"email": f"list-{n}@example.com"}).id for n in range(12)]
+    client.v1.products.create(params={"name": "not a customer"})
+    listed = [customer.id for customer in client.v1.customers.list(params={"limit": 100}).data]
+    assert sorted(listed) == sorted(created) and before_reset.id not in listed
+    page = client.v1.customers.list(params={"limit": 5, "starting_after": listed[2]}).data
+    assert [customer.id for customer in page] == listed[3:8]
