@@ -417,17 +417,22 @@ def bench_metrics_cost(env: dict[str, str], requests: int = 1500) -> None:
 
 
 def bench_token_verification(samples: int = 2000) -> None:
-    """What checking a bearer token adds to a request, keys cached (the steady state)."""
+    """What checking a bearer token adds to a request, keys cached: a token seen for the first time (RS256),
+    and one verified before (the steady state of the event plane and of a shopper's session)."""
     assert _issuer is not None
     verifier = TokenVerifier(_issuer.issuer, DEFAULT_AUDIENCE)
-    header = bearer({"customerId": "bench-verify"})
-    verifier.principal(header)
-    timings = []
-    for _ in range(samples):
+    tokens = [_issuer.key.mint(_issuer.issuer, DEFAULT_AUDIENCE, f"bench-verify-{n}") for n in range(samples)]
+    verifier.claims(tokens[0])  # the keys fetched
+    first, again = [], []
+    for token in tokens[1:]:
         started = time.perf_counter()
-        verifier.principal(header)
-        timings.append((time.perf_counter() - started) * 1000)
-    report_samples("bearer token verification (RS256, keys cached)", "p50 <= 0.3 ms", timings)
+        verifier.claims(token)
+        first.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        verifier.claims(token)
+        again.append((time.perf_counter() - started) * 1000)
+    report_samples("bearer token verification, first time (RS256)", "p50 <= 0.3 ms", first)
+    report_samples("bearer token verification, seen before", "-", again)
 
 
 def bench_verify(database_url: str) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -74,18 +75,33 @@ def counting() -> bool:
     return metrics_on()
 
 
+# The series of one label set, looked up once per process: `labels()` costs more than the count itself.
+# (Created on first use, in the worker that counts: in multiprocess mode a series belongs to its pid.)
+@cache
+def _request_series(service: str, function: str, route: str, status: int) -> tuple[Any, Any]:
+    return (_http_requests.labels(service, function, route, str(status)),
+            _http_duration.labels(service, function, route))
+
+
+@cache
+def _delivery_series(handler: str, outcome: str, attempt: int) -> tuple[Any, Any]:
+    return _deliveries.labels(handler, outcome, str(attempt)), _delivery_duration.labels(handler, outcome)
+
+
 def observe_request(service: str, function: str, route: str, status: int, seconds: float) -> None:
     if not counting():
         return
-    _http_requests.labels(service, function, route, str(status)).inc()
-    _http_duration.labels(service, function, route).observe(seconds)
+    requests, duration = _request_series(service, function, route, status)
+    requests.inc()
+    duration.observe(seconds)
 
 
 def observe_delivery(handler: str, outcome: str, attempt: int, seconds: float) -> None:
     if not counting():
         return
-    _deliveries.labels(handler, outcome, str(attempt)).inc()
-    _delivery_duration.labels(handler, outcome).observe(seconds)
+    deliveries, duration = _delivery_series(handler, outcome, attempt)
+    deliveries.inc()
+    duration.observe(seconds)
 
 
 def observe_publish(schema: str, seconds: float) -> None:
