@@ -1,9 +1,10 @@
-"""`make profile`: where each of our processes spends its CPU while the saga runs.
+"""`make profile`: where each process spends its CPU while the saga runs.
 
 Starts the bench's platform, places orders at a steady `RATE` for `SECONDS`, and meanwhile samples every
-function, the relay, the router and the Stripe stand-in (localstripe) with py-spy (gunicorn's workers included). Prints, per process, the
-functions with the most samples of their own (self) and the project's functions with the most samples
-under them (total). Nothing is asserted; py-spy itself takes some of the CPU it measures.
+function, the relay, the router and the Stripe stand-in (localstripe) with py-spy (gunicorn's workers
+included). Prints, per process, the functions with the most samples of their own (self) and the
+project's functions with the most samples under them (total). Nothing is asserted; py-spy itself takes
+some of the CPU it measures.
 """
 
 from __future__ import annotations
