@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,12 +44,15 @@ def press_ctrl_c(running: RunningPlatform) -> float:
 
 
 def leftovers(markers: list[str]) -> list[str]:
+    """Processes whose command line holds a marker; a marker ending in a number does not match a longer
+    number (the port 3300 is not 33009, another test's localstripe)."""
     found = []
+    patterns = [re.compile(re.escape(marker) + r"(?!\d)") for marker in markers]
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         if proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         command = " ".join(proc.info["cmdline"] or [])
-        if any(marker in command for marker in markers):
+        if any(pattern.search(command) for pattern in patterns):
             found.append(f"{proc.info['pid']}: {command}")
     return found
 
