@@ -133,6 +133,7 @@ def claim_payment(db: Sql, order: Order, lease_seconds: float) -> Payment | None
     ).first_as(Payment)
 
 
+# A pending payment (of an order or of a seat) that has no intent yet: its start was claimed, not finished.
 UNSTARTED = "status = 'pending' AND provider_payment_id IS NULL"
 
 
@@ -391,16 +392,15 @@ def attach_seat_intent(db: Sql, seat: SeatPaymentRow, intent_id: str,
     ).first_as(SeatPaymentRow)
 
 
-# A seat's pending payment without an intent is its claimer's while `updated_at` is younger than the lease
-# (seat payments have no schedule of their own): a claim given up is dated back by the lease.
-SEAT_UNSTARTED = "status = 'pending' AND provider_payment_id IS NULL"
+# A seat's unstarted payment is its claimer's while `updated_at` is younger than the lease (seat payments
+# have no schedule of their own): a claim given up is dated back by the lease.
 
 
 def take_over_seat_start(db: Sql, seat_id: uuid.UUID, lease_seconds: float) -> SeatPaymentRow | None:
     """Claim a seat payment with no intent whose claim lapsed or was given up; None otherwise."""
     return db.execute(
         "UPDATE payments.seat_payments SET updated_at = now() "
-        f"WHERE id = :id AND {SEAT_UNSTARTED} AND updated_at <= now() - make_interval(secs => :lease) "
+        f"WHERE id = :id AND {UNSTARTED} AND updated_at <= now() - make_interval(secs => :lease) "
         f"RETURNING {SEAT_COLUMNS}",
         {"id": seat_id, "lease": lease_seconds},
     ).first_as(SeatPaymentRow)
@@ -410,7 +410,7 @@ def release_seat_start(db: Sql, seat_id: uuid.UUID, lease_seconds: float) -> Non
     """Give up the claim of a seat payment whose intent could not be created: its retry may create it at once."""
     db.execute(
         "UPDATE payments.seat_payments SET updated_at = now() - make_interval(secs => :lease) "
-        f"WHERE id = :id AND {SEAT_UNSTARTED}",
+        f"WHERE id = :id AND {UNSTARTED}",
         {"id": seat_id, "lease": lease_seconds},
     )
 
