@@ -436,6 +436,9 @@ def pay_for_seat(request: SeatPaymentRequest, uow: UnitOfWork) -> SeatPaymentRow
     if seat is None:
         raise Conflict(f"no seat of {customer_id} in campaign {request.campaign_id} is waiting for payment: join "
                        "the campaign first (its payment is ready a moment after joining)", code="seat_not_held")
+    if seat.status == SEAT_PENDING and seat.provider_payment_id is None:  # claimed; Stripe is creating its intent
+        raise Unavailable(f"the payment of the seat in campaign {request.campaign_id} is being started, try again",
+                          code="payment_starting")
     return seat
 
 

@@ -276,6 +276,11 @@ def test_a_seats_authorization_is_asked_with_the_seat_free_and_a_refused_create_
     [(status,)] = lock_now(clean_db, "SELECT status FROM payments.seat_payments WHERE campaign_id = %(id)s "
                            "FOR UPDATE NOWAIT", campaign_id)
     assert status == "pending"
+    # The storefront asking for the seat's client secret meanwhile is told to come back, not given a seat
+    # without one.
+    waiting = pay.post("/seat-payments", json={"campaignId": campaign_id, "customerId": "alice"})
+    assert waiting.status_code == 503 and waiting.get_json()["error"] == "payment_starting"
+    assert waiting.headers["Retry-After"]
 
     stripe_proxy.release()
     assert delivered() == 204

@@ -139,9 +139,15 @@ export function showCampaign(slot, campaignId) {
       notice(seatSlot, "bad", `Your card was not authorized: ${payment.failureReason || "declined"}. Your seat is freed.`);
       return;
     }
-    if (!payment.clientSecret || ["authorized", "captured"].includes(payment.status)) {
+    if (["authorized", "captured"].includes(payment.status)) {
       seatState = "joined";
       notice(seatSlot, "ok", "Your card is authorized. You are in the group.");
+      return;
+    }
+    if (!payment.clientSecret) {
+      seatState = null;
+      button.disabled = false;
+      notice(seatSlot, "bad", "Your seat's payment is not ready yet. Please try again in a moment.");
       return;
     }
     const form = el("form", { class: "stack", "data-seat-form": "" },

@@ -60,7 +60,8 @@ export async function api(path, { json, ...options } = {}) {
 export async function postWhenReady(path, json, { attempts, waiting = async () => true }) {
   for (let attempt = 0; attempt < attempts; attempt += 1) {
     const answer = await api(path, { method: "POST", json });
-    if (answer.status !== 409 && answer.status !== 404) return answer;
+    // 409/404: not there yet; 503: being started, or a service briefly unavailable (it says to try again)
+    if (![404, 409, 503].includes(answer.status)) return answer;
     if (!(await waiting())) return null;
     await sleep(500);
   }
