@@ -389,7 +389,7 @@ class HandlerConsumer:
         followed, losses = -1, self.restorer.seen.losses
         from_start = False  # after a loss: what the broker holds as committed was sent for the lost topic
         last_commit = last_lag = time.monotonic() - COMMIT_INTERVAL
-        quiet_at = time.monotonic() + QUIET_AFTER  # when it may pause, unless it reads or is woken before
+        quiet_at = time.monotonic() + QUIET_AFTER  # when it may park, unless it reads or is woken before
         try:
             while not self.stop.is_set():
                 seen = self.restorer.seen
@@ -405,7 +405,7 @@ class HandlerConsumer:
                         quiet_at = self._resume(kafka, assigned, QUIET_AFTER)
                     elif time.monotonic() >= quiet_at:
                         quiet_at = self._resume(kafka, assigned, LOOK_FOR)
-                    message = kafka.poll(0)  # its callbacks, and a record fetched just before the pause
+                    message = kafka.poll(0)  # its callbacks; a record still queued is delivered, never dropped
                     if message is not None:
                         self._dispatch(message)
                         quiet_at = self._resume(kafka, assigned, QUIET_AFTER)

@@ -96,10 +96,17 @@ def _take_one(counts: dict[str, int], event_id: str) -> bool:
     return True
 
 
+class Backlogged(ThreadingHTTPServer):
+    """Takes the connections of every consumer of a router at once (the default backlog of 5 refuses some of
+    25 handlers posting together, which a delivery without retries dead-letters)."""
+
+    request_queue_size = 128
+
+
 @pytest.fixture
 def subscriber() -> Iterator[tuple[Subscriber, str]]:
     sub = Subscriber()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), sub.handler())
+    server = Backlogged(("127.0.0.1", 0), sub.handler())
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield sub, f"http://127.0.0.1:{server.server_address[1]}"
