@@ -12,19 +12,16 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 from fusion.local.ports import any_free_port
+from fusion.local.stripe_proxy import Answer, StripeProxy
 from fusion.registry import service_named
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,51 +31,16 @@ ORDERS = 200
 CLIENTS = 50
 
 
-class SlowStripe:
-    """A proxy that forwards every request to Stripe (localstripe) after `delay` seconds."""
+class SlowStripe(StripeProxy):
+    """Every request forwarded to Stripe (localstripe) after `delay` seconds."""
 
     def __init__(self, upstream: str, delay: float) -> None:
-        self.upstream = urllib.parse.urlsplit(upstream)
         self.delay = delay
-        self._server = ThreadingHTTPServer(("127.0.0.1", any_free_port()), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, name="slow-stripe", daemon=True).start()
+        super().__init__(upstream)
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def before(self, method: str, path: str) -> Answer | None:
         time.sleep(self.delay)
-        upstream = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
-        try:
-            upstream.request(method, path, body=body, headers=headers)
-            response = upstream.getresponse()
-            return response.status, response.read()
-        finally:
-            upstream.close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _relay(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
-                status, answer = proxy._forward(self.command, self.path, headers, body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            do_GET = do_POST = do_DELETE = _relay
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        return Handler
+        return None
 
 
 def payable_orders(database_url: str, count: int) -> list[tuple[str, str]]:

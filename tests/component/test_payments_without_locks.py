@@ -4,45 +4,39 @@ answers, and a payment whose create failed gets exactly one intent once Stripe i
 
 from __future__ import annotations
 
-import http.client
 import threading
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 import psycopg
 import pytest
 from flask.testing import FlaskClient
 from stripe_fixtures import localstripe, localstripe_server  # noqa: F401 - fixtures
-from support import deliver, free_port
+from support import deliver
 from test_payments import intents_of, inventory_reserved, order_created, outbox, payment_of
 
 from functions.payments.gateway import reset_stripe_client, stripe_client
 from fusion import config, db
 from fusion.binding import Event, new_event
 from fusion.contracts import Campaign, SeatHeld
+from fusion.local.stripe_proxy import Answer, StripeProxy
 from fusion.waiting import wait_until
 
 CREATE_PATH = "/v1/payment_intents"
 CreateMode = Literal["pass", "hold", "refuse"]
 
 
-class StripeProxy:
+class HeldStripe(StripeProxy):
     """localstripe behind a proxy that passes every request, or holds or refuses (503) the intent creates."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = urllib.parse.urlsplit(upstream)
         self.mode: CreateMode = "pass"
         self.held = 0
         self._released = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, name="stripe-proxy", daemon=True).start()
+        super().__init__(upstream)
 
     def hold_creates(self) -> None:
         self._released.clear()
@@ -54,53 +48,23 @@ class StripeProxy:
 
     def stop(self) -> None:
         self.release()
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
-    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
-        upstream = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
-        try:
-            upstream.request(method, path, body=body, headers=headers)
-            response = upstream.getresponse()
-            return response.status, response.read(), response.getheader("Content-Type", "application/json")
-        finally:
-            upstream.close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _relay(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.command == "POST" and self.path == CREATE_PATH:
-                    if proxy.mode == "refuse":
-                        self._answer(503, b'{"error": {"message": "held back by the test"}}', "application/json")
-                        return
-                    if proxy.mode == "hold":
-                        proxy.held += 1
-                        proxy._released.wait()
-                headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
-                self._answer(*proxy._forward(self.command, self.path, headers, body))
-
-            def _answer(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_DELETE = _relay
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        return Handler
+    def before(self, method: str, path: str) -> Answer | None:
+        if method != "POST" or path != CREATE_PATH:
+            return None
+        if self.mode == "refuse":
+            return 503, b'{"error": {"message": "held back by the test"}}', "application/json"
+        if self.mode == "hold":
+            self.held += 1
+            self._released.wait()
+        return None
 
 
 @pytest.fixture
-def stripe_proxy(localstripe: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeProxy]:  # noqa: F811
+def stripe_proxy(localstripe: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldStripe]:  # noqa: F811
     """The payments functions reach localstripe through the proxy for the test."""
-    proxy = StripeProxy(localstripe)
+    proxy = HeldStripe(localstripe)
     monkeypatch.setenv("STRIPE_API_BASE", proxy.url)
     config.settings.cache_clear()
     reset_stripe_client()
@@ -112,7 +76,7 @@ def stripe_proxy(localstripe: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 @pytest.fixture
-def pay(client: Callable[[str], FlaskClient], stripe_proxy: StripeProxy) -> FlaskClient:
+def pay(client: Callable[[str], FlaskClient], stripe_proxy: HeldStripe) -> FlaskClient:
     return client("payments")
 
 
@@ -146,7 +110,7 @@ def idle_in_transaction(database: str) -> int:
 
 
 def test_while_stripe_creates_the_intent_the_orders_rows_are_free_and_no_transaction_is_open(
-        pay: FlaskClient, stripe_proxy: StripeProxy, clean_db: str) -> None:
+        pay: FlaskClient, stripe_proxy: HeldStripe, clean_db: str) -> None:
     order_id = str(uuid.uuid4())
     assert deliver(pay, "record-order-for-payment", order_created(order_id, "25.00")) == 204
     stripe_proxy.hold_creates()
@@ -172,7 +136,7 @@ def test_while_stripe_creates_the_intent_the_orders_rows_are_free_and_no_transac
 
 
 def test_a_payment_requested_over_http_leaves_the_rows_free_while_stripe_answers(
-        pay: FlaskClient, stripe_proxy: StripeProxy, clean_db: str) -> None:
+        pay: FlaskClient, stripe_proxy: HeldStripe, clean_db: str) -> None:
     order_id = str(uuid.uuid4())
     stripe_proxy.hold_creates()
     delivered = in_background(lambda: (deliver(pay, "record-order-for-payment", order_created(order_id)),
@@ -193,7 +157,7 @@ def test_a_payment_requested_over_http_leaves_the_rows_free_while_stripe_answers
 
 
 def test_a_payment_whose_create_failed_gets_exactly_one_intent_once_stripe_is_back_and_is_paid_once(
-        pay: FlaskClient, stripe_proxy: StripeProxy) -> None:
+        pay: FlaskClient, stripe_proxy: HeldStripe) -> None:
     order_id = str(uuid.uuid4())
     reserved = inventory_reserved(order_id)
     stripe_proxy.mode = "refuse"
@@ -219,7 +183,7 @@ def test_a_payment_whose_create_failed_gets_exactly_one_intent_once_stripe_is_ba
 
 
 def test_a_claim_whose_process_died_before_the_create_is_finished_by_the_scheduled_checks(
-        pay: FlaskClient, stripe_proxy: StripeProxy) -> None:
+        pay: FlaskClient, stripe_proxy: HeldStripe) -> None:
     order_id = str(uuid.uuid4())
     reserved = inventory_reserved(order_id)
     stripe_proxy.mode = "refuse"
@@ -263,7 +227,7 @@ def seat_intents(campaign_id: str) -> list[Any]:
 
 
 def test_a_seats_authorization_is_asked_with_the_seat_free_and_a_refused_create_is_retried_once(
-        pay: FlaskClient, stripe_proxy: StripeProxy, clean_db: str) -> None:
+        pay: FlaskClient, stripe_proxy: HeldStripe, clean_db: str) -> None:
     campaign_id = f"camp-{uuid.uuid4()}"
     held = seat_held(campaign_id, "alice")
     stripe_proxy.mode = "refuse"
@@ -292,7 +256,7 @@ def test_a_seats_authorization_is_asked_with_the_seat_free_and_a_refused_create_
 
 
 def test_an_idempotency_key_that_met_stripe_down_is_answered_afresh_once_stripe_is_back(
-        pay: FlaskClient, stripe_proxy: StripeProxy) -> None:
+        pay: FlaskClient, stripe_proxy: HeldStripe) -> None:
     order_id = str(uuid.uuid4())
     stripe_proxy.mode = "refuse"
     assert deliver(pay, "record-order-for-payment", order_created(order_id)) == 204
