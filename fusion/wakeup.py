@@ -17,6 +17,8 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 
+from fusion.config import ConfigError
+
 log = logging.getLogger("fusion.wakeup")
 
 WAKE_ADDRESS = "FUSION_ROUTER_WAKE_ADDRESS"
@@ -30,7 +32,7 @@ def wake_address(env: dict[str, str] | None = None) -> tuple[str, int] | None:
         return None
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"{WAKE_ADDRESS} must be host:port, got {value!r}")
+        raise ConfigError(f"{WAKE_ADDRESS} must be host:port, got {value!r}")
     return host, int(port)
 
 

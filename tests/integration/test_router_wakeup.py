@@ -12,6 +12,7 @@ from support import free_port
 from test_router import TOPIC, handler_spec, released, send, subscriber, topics, wait_for  # noqa: F401
 
 from fusion import router as router_module
+from fusion.config import ConfigError
 from fusion.registry import Delivery
 from fusion.router import Router
 from fusion.wakeup import WakeListener, WakeSender, wake_address
@@ -65,7 +66,7 @@ def test_a_wake_up_for_other_topics_leaves_the_consumer_paused(waking_router: An
 def test_the_wake_address_is_host_and_port() -> None:
     assert wake_address({}) is None
     assert wake_address({"FUSION_ROUTER_WAKE_ADDRESS": "127.0.0.1:3011"}) == ("127.0.0.1", 3011)
-    with pytest.raises(ValueError, match="must be host:port"):
+    with pytest.raises(ConfigError, match="must be host:port"):
         wake_address({"FUSION_ROUTER_WAKE_ADDRESS": "3011"})
 
 
