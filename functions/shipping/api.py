@@ -1,5 +1,8 @@
 """The shipping HTTP API: shipments and their labels, a parcel's tracking, and the carrier's updates.
 
+GET /shipments/{id}/label answers the stored label; a label its carrier prints later (the built-in
+carrier's) is printed and stored by its first download, and later downloads answer the same bytes.
+
 Carriers report progress to POST /carrier/updates {trackingNumber, status: in_transit|delivered,
 at?, location?, description?}. When SHIPPING_CARRIER_SECRET is set the request must carry it in
 the `X-Carrier-Secret` header (401 otherwise); outside development an unset secret refuses every
@@ -150,9 +153,10 @@ def get_shipment_label(request: flask.Request, params: dict[str, str]) -> flask.
         shipment = store.find_shipment(db, shipment_id)
         ensure_owner(shipment.customer_id if shipment else None, "shipment", params["id"])
         label = store.find_label(db, shipment_id)
-    if label is None:
+    if shipment is None or label is None:
         raise NotFound("shipment", params["id"])
-    return flask.Response(label.document, status=200, mimetype=label.content_type, headers={
+    document = flow.label_document(shipment, label)  # printed and stored on the first download
+    return flask.Response(document, status=200, mimetype=label.content_type, headers={
         "Content-Disposition": f'inline; filename="label-{label.tracking_number}.pdf"',
         "Cache-Control": "private, max-age=86400",
     })

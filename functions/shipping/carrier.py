@@ -1,8 +1,10 @@
 """Carriers: what shipping needs from one, and the built-in carrier that works offline.
 
-A carrier sells a label for a parcel (a tracking number and a printable document) and later
-reports the parcel's progress (POST /carrier/updates). The built-in carrier does both without a
-network: it prints its own PDF labels, and `advance_shipment` plays its scans one step at a time.
+A carrier sells a label for a parcel (a tracking number, and a printable document or what printing
+it later needs) and reports the parcel's progress (POST /carrier/updates). The built-in carrier does
+both without a network: it sells a label with no document while the order ships and prints the PDF
+on the label's first download, from what was stored when it was sold (the sender as it was then);
+`advance_shipment` plays its scans one step at a time.
 """
 
 from __future__ import annotations
@@ -29,9 +31,22 @@ class Parcel:
 
 @dataclass(frozen=True)
 class PurchasedLabel:
+    """A label sold for a parcel. `document` is None when the carrier prints it later (`print_label`),
+    from the parcel, the tracking number and the `sender` stored with the label."""
+
     tracking_number: str
-    document: bytes
+    sender: tuple[str, ...]
+    document: bytes | None = None
     content_type: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class LabelToPrint:
+    """A label sold without a document, as stored when it was sold."""
+
+    parcel: Parcel
+    tracking_number: str
+    sender: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,11 @@ class Carrier(Protocol):
     name: str
 
     def purchase_label(self, parcel: Parcel) -> PurchasedLabel:
-        """A label for the parcel: its tracking number and the document to print."""
+        """A label for the parcel: its tracking number, and its document or None to print it later."""
+        ...
+
+    def print_label(self, label: LabelToPrint) -> bytes:
+        """The document of a label this carrier sold without one."""
         ...
 
 
@@ -58,7 +77,7 @@ def sender_address() -> tuple[str, ...]:
 
 
 class OfflineCarrier:
-    """The built-in carrier: PDF labels printed locally and a simulated journey."""
+    """The built-in carrier: PDF labels printed locally on their first download, and a simulated journey."""
 
     name = "fusion-offline"
     title = "FusionCommerce Offline Carrier"
@@ -70,13 +89,16 @@ class OfflineCarrier:
     }
 
     def purchase_label(self, parcel: Parcel) -> PurchasedLabel:
-        tracking_number = new_tracking_number()
-        document = render_label(LabelContent(
-            carrier_title=self.title, service=self.service, tracking_number=tracking_number,
-            sender=sender_address(), recipient=parcel.recipient, order_id=parcel.order_id,
+        # Printing takes milliseconds of CPU: not while the order ships, but when the label is first downloaded.
+        return PurchasedLabel(new_tracking_number(), sender_address())
+
+    def print_label(self, label: LabelToPrint) -> bytes:
+        parcel = label.parcel
+        return render_label(LabelContent(
+            carrier_title=self.title, service=self.service, tracking_number=label.tracking_number,
+            sender=label.sender, recipient=parcel.recipient, order_id=parcel.order_id,
             shipment_id=parcel.shipment_id, created_at=parcel.created_at,
         ))
-        return PurchasedLabel(tracking_number, document)
 
     def next_scan(self, status: str) -> Scan | None:
         """The scan that follows `status` on the simulated journey; None at its end."""
@@ -88,6 +110,13 @@ OFFLINE_CARRIER = OfflineCarrier()
 
 def default_carrier() -> Carrier:
     return OFFLINE_CARRIER
+
+
+def carrier_named(name: str) -> Carrier:
+    """The carrier a shipment names (the one that sold its label)."""
+    if name == OFFLINE_CARRIER.name:
+        return OFFLINE_CARRIER
+    raise LookupError(f"no carrier is named {name!r}")
 
 
 STATUS_DESCRIPTIONS = {

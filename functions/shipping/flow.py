@@ -6,6 +6,10 @@ One shipment per order is guaranteed by the paid-order row's lock (taken first b
 that creates a shipment) and the unique order id of shipments: only the transaction that finds
 no shipment buys a label.
 
+The label is bought while the order ships, but the built-in carrier prints its document only when
+the label is first downloaded: from the shipment and the sender stored with the label then, so it
+reads as it would have at ship time. The first document stored is kept, and every download answers it.
+
 A shipment only moves forward (label_created → in_transit → delivered); a repeated or stale
 carrier update changes nothing, so a carrier retrying it is harmless. Reaching delivered
 publishes shipping.delivered, once.
@@ -22,9 +26,16 @@ from typing import Literal
 from pydantic import Field
 
 from functions.shipping import store
-from functions.shipping.carrier import OFFLINE_CARRIER, STATUS_DESCRIPTIONS, Parcel, default_carrier
+from functions.shipping.carrier import (
+    OFFLINE_CARRIER,
+    STATUS_DESCRIPTIONS,
+    LabelToPrint,
+    Parcel,
+    carrier_named,
+    default_carrier,
+)
 from functions.shipping.rules import CANCELLED, DELIVERED, LABEL_CREATED, can_move, public_url
-from functions.shipping.store import SERVICE, NewShipment, PaidOrder, Shipment
+from functions.shipping.store import SERVICE, Label, NewShipment, PaidOrder, Shipment
 from fusion.config import settings
 from fusion.errors import Conflict, NotFound
 from fusion.registry import service_named
@@ -127,6 +138,23 @@ def advance_shipment(tracking_number: str) -> str:
         return moved.status
 
 
+def label_document(shipment: Shipment, label: Label) -> bytes:
+    """The label's document: as stored, or printed by its carrier now and stored when it has none yet.
+
+    Printing happens outside any transaction. Of two first downloads at once, the first to store its
+    document wins and both answer that one, so every download of a label answers the same bytes.
+    """
+    if label.document is not None:
+        return label.document
+    if label.sender is None:
+        raise ValueError(f"the label of shipment {shipment.id} has neither a document nor what printing it needs")
+    parcel = Parcel(str(shipment.id), shipment.order_id, tuple(shipment.recipient.split("\n")), shipment.created_at)
+    printed = carrier_named(shipment.carrier).print_label(
+        LabelToPrint(parcel, shipment.tracking_number, tuple(label.sender)))
+    with unit_of_work(SERVICE) as uow:
+        return store.store_label_document(uow, shipment.id, printed)
+
+
 # Steps
 
 
@@ -158,7 +186,7 @@ def _ship(uow: UnitOfWork, paid_order: PaidOrder) -> tuple[Shipment, bool]:
         tracking_number=label.tracking_number, label_url=label_url(shipment_id), recipient="\n".join(recipient),
         created_at=now,
     ))
-    store.insert_label(uow, shipment_id, label.content_type, label.document)
+    store.insert_label(uow, shipment_id, label.content_type, label.document, label.sender)
     store.add_tracking_event(uow, shipment_id, LABEL_CREATED, STATUS_DESCRIPTIONS[LABEL_CREATED], None, now)
     store.publish_label_created(uow, shipment)
     return shipment, True

@@ -1,10 +1,11 @@
 """A printable A6 shipping label (PDF, fpdf2): sender, recipient, order, tracking number and a
-Code 39 barcode of the tracking number."""
+Code 39 barcode of the tracking number. The built-in carrier prints it on the label's first
+download; the document is stored then and served as stored from then on."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ def render_label(content: LabelContent) -> bytes:
     pdf.set_font("Helvetica", "B", 13)
     pdf.cell(width, 7, _latin1(content.carrier_title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 8)
-    pdf.cell(width, 4, _latin1(f"{content.service}  |  {content.created_at:%Y-%m-%d %H:%M} UTC"),
+    created_at = content.created_at.astimezone(UTC)  # read back from the database, it is in the session's zone
+    pdf.cell(width, 4, _latin1(f"{content.service}  |  {created_at:%Y-%m-%d %H:%M} UTC"),
              new_x="LMARGIN", new_y="NEXT")
     _rule(pdf, width)
 

@@ -1,5 +1,9 @@
 """Shipping's tables: paid orders (a projection of payment events), shipments, labels and tracking
-history. Locks are taken order row first, shipment row second."""
+history. Locks are taken order row first, shipment row second.
+
+A label row is written when the order ships: with its document when the carrier sold one ready,
+otherwise with what printing it needs (the sender as it was then) and a NULL document, filled on the
+label's first download and kept from then on."""
 
 from __future__ import annotations
 
@@ -68,8 +72,9 @@ class NewShipment:
 @dataclass(frozen=True)
 class Label:
     content_type: str
-    document: bytes
+    document: bytes | None  # None: not printed yet
     tracking_number: str
+    sender: list[str] | None  # the return address when the order shipped (None on labels stored before it was kept)
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def find_shipments(db: Sql, page: Page, *, order_id: str | None, customer_id: st
 
 def find_label(db: Sql, shipment_id: uuid.UUID) -> Label | None:
     return db.execute(
-        "SELECT l.content_type, l.document, s.tracking_number FROM shipping.labels l "
+        "SELECT l.content_type, l.document, s.tracking_number, l.sender FROM shipping.labels l "
         "JOIN shipping.shipments s ON s.id = l.shipment_id WHERE l.shipment_id = :id",
         {"id": shipment_id},
     ).first_as(Label)
@@ -169,11 +174,23 @@ def insert_shipment(db: Sql, shipment: NewShipment) -> Shipment:
     ).one_as(Shipment)
 
 
-def insert_label(db: Sql, shipment_id: uuid.UUID, content_type: str, document: bytes) -> None:
+def insert_label(db: Sql, shipment_id: uuid.UUID, content_type: str, document: bytes | None,
+                 sender: tuple[str, ...]) -> None:
     db.execute(
-        "INSERT INTO shipping.labels (shipment_id, content_type, document) VALUES (:id, :type, :document)",
-        {"id": shipment_id, "type": content_type, "document": document},
+        "INSERT INTO shipping.labels (shipment_id, content_type, document, sender) "
+        "VALUES (:id, :type, :document, :sender)",
+        {"id": shipment_id, "type": content_type, "document": document, "sender": list(sender)},
     )
+
+
+def store_label_document(db: Sql, shipment_id: uuid.UUID, document: bytes) -> bytes:
+    """Store the document of a label that has none; the stored one, which an earlier call may have stored."""
+    db.execute("UPDATE shipping.labels SET document = :document WHERE shipment_id = :id AND document IS NULL",
+               {"id": shipment_id, "document": document})
+    # A statement of its own: in READ COMMITTED it sees the document a concurrent first download committed
+    # while this one's UPDATE waited for its row lock (and then changed nothing).
+    stored = db.execute("SELECT document FROM shipping.labels WHERE shipment_id = :id", {"id": shipment_id}).scalar()
+    return bytes(stored)
 
 
 def add_tracking_event(db: Sql, shipment_id: uuid.UUID, status: str, description: str,

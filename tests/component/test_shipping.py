@@ -1,6 +1,6 @@
 """Shipping through the shipping functions, on the real database: one shipment per paid order with a
-printable PDF label, tracking history, carrier updates that only move forward, and voided labels
-for refunded orders."""
+printable PDF label (printed on its first download, the same bytes from then on), tracking history,
+carrier updates that only move forward, and voided labels for refunded orders."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import pytest
 from flask.testing import FlaskClient
 from support import Tokens, deliver
 
+from functions.shipping import flow, store
+from functions.shipping.carrier import OFFLINE_CARRIER, LabelToPrint, Parcel, PurchasedLabel
 from functions.shipping.flow import UnknownTrackingNumber, advance_shipment
 from functions.shipping.rules import is_valid_tracking_number
 from fusion import db
@@ -84,6 +86,32 @@ def tracking(ship: FlaskClient, tracking_number: str) -> dict[str, Any]:
     return dict(response.get_json())
 
 
+def stored_label(shipment_id: str) -> Any:
+    """The shipment's row of shipping.labels (document, sender)."""
+    with db.pool().connect() as conn:
+        return conn.execute("SELECT document, sender FROM shipping.labels WHERE shipment_id = :id",
+                            {"id": shipment_id}).one()
+
+
+def labels_printed(monkeypatch: pytest.MonkeyPatch) -> list[LabelToPrint]:
+    """Every label the built-in carrier prints from now on (it still prints them)."""
+    printed: list[LabelToPrint] = []
+    print_label = OFFLINE_CARRIER.print_label
+
+    def printing(label: LabelToPrint) -> bytes:
+        printed.append(label)
+        return print_label(label)
+
+    monkeypatch.setattr(OFFLINE_CARRIER, "print_label", printing)
+    return printed
+
+
+def download_label(ship: FlaskClient, shipment_id: str) -> bytes:
+    response = ship.get(f"/shipments/{shipment_id}/label")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    return bytes(response.data)
+
+
 def pdf_text(pdf: bytes) -> str:
     """The PDF's content streams, inflated, as text (enough to find what was printed)."""
     streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
@@ -134,8 +162,86 @@ def test_the_label_is_a_printable_pdf_naming_the_order_and_tracking_number(ship:
     assert pdf[startxref:startxref + 4] == b"xref"  # the cross-reference table is where the trailer says
     printed = pdf_text(pdf)
     assert shipment["trackingNumber"] in printed and order_id in printed and "Customer cust-7" in printed
+    assert shipment["id"] in printed
+    shipped_at = datetime.fromisoformat(shipment["createdAt"]).astimezone(UTC)
+    assert f"{shipped_at:%Y-%m-%d %H:%M} UTC" in printed
     assert ship.get(f"/shipments/{uuid.uuid4()}/label").status_code == 404
     assert ship.get("/shipments/nope/label").status_code == 404
+
+
+def test_shipping_stores_the_label_with_its_sender_and_no_document(ship: FlaskClient,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPPING_SENDER_ADDRESS", "Old Shop Ltd; 1 Old Road; Leeds")
+    _, shipment = paid_order(ship)
+    label = stored_label(shipment["id"])
+    assert label.document is None and label.sender == ["Old Shop Ltd", "1 Old Road", "Leeds"]
+
+
+def test_the_first_download_prints_and_stores_the_label_and_later_ones_answer_the_same_bytes(
+        ship: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    prints = labels_printed(monkeypatch)
+    monkeypatch.setenv("SHIPPING_SENDER_ADDRESS", "Old Shop Ltd; 1 Old Road; Leeds")
+    order_id, shipment = paid_order(ship)
+    assert prints == []  # shipping bought the label without printing it
+    monkeypatch.setenv("SHIPPING_SENDER_ADDRESS", "New Shop Ltd; 2 New Road; York")
+
+    first = download_label(ship, shipment["id"])
+    assert [label.tracking_number for label in prints] == [shipment["trackingNumber"]]
+    assert stored_label(shipment["id"]).document == first
+    printed = pdf_text(first)
+    assert shipment["trackingNumber"] in printed and order_id in printed
+    assert "Old Shop Ltd" in printed and "1 Old Road" in printed and "New Shop" not in printed  # as it shipped
+
+    assert download_label(ship, shipment["id"]) == first
+    assert len(prints) == 1
+
+
+def test_first_downloads_at_once_answer_the_one_label_stored(client: MakeClient, ship: FlaskClient) -> None:
+    _, shipment = paid_order(ship)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        documents = list(pool.map(lambda _: download_label(client("shipping"), shipment["id"]), range(4)))
+    assert len(set(documents)) == 1 and documents[0].startswith(b"%PDF-")
+    assert stored_label(shipment["id"]).document == documents[0]
+
+
+def test_the_first_document_stored_is_kept_and_read_back_by_a_download_that_waited(ship: FlaskClient) -> None:
+    _, shipment = paid_order(ship)
+    shipment_id = uuid.UUID(shipment["id"])
+
+    def store_second() -> bytes:
+        with db.pool().begin() as conn:
+            return store.store_label_document(conn, shipment_id, b"second")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with db.pool().begin() as first:
+            assert store.store_label_document(first, shipment_id, b"first") == b"first"
+            # Holds the row until it commits: the second download waits for it, or starts after it.
+            second = pool.submit(store_second)
+        assert second.result() == b"first"
+    assert stored_label(shipment["id"]).document == b"first"
+    assert download_label(ship, shipment["id"]) == b"first"
+
+
+class ReadyLabelCarrier:
+    """A carrier that sells its labels with their document."""
+
+    name = "ready-labels"
+    document = b"%PDF-1.4 a label the carrier printed %%EOF"
+
+    def purchase_label(self, parcel: Parcel) -> PurchasedLabel:
+        return PurchasedLabel("RL123", ("Carrier depot",), self.document)
+
+    def print_label(self, label: LabelToPrint) -> bytes:
+        raise AssertionError("a label sold with its document is never printed")
+
+
+def test_a_label_a_carrier_sells_with_its_document_is_stored_and_served_as_sold(
+        ship: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flow, "default_carrier", ReadyLabelCarrier)
+    _, shipment = paid_order(ship)
+    assert shipment["carrier"] == "ready-labels" and shipment["trackingNumber"] == "RL123"
+    assert stored_label(shipment["id"]).document == ReadyLabelCarrier.document
+    assert download_label(ship, shipment["id"]) == ReadyLabelCarrier.document
 
 
 def test_post_shipments_ships_a_paid_order_once_and_refuses_an_unpaid_one(client: MakeClient,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from functions.shipping.carrier import OFFLINE_CARRIER, Parcel, sender_address
+from functions.shipping.carrier import OFFLINE_CARRIER, LabelToPrint, Parcel, sender_address
 from functions.shipping.rules import (
     can_move,
     check_digit,
@@ -63,11 +63,19 @@ def test_the_sender_address_is_configurable(monkeypatch: pytest.MonkeyPatch) -> 
     assert sender_address() == ("Shop Ltd", "2 Dock Road", "Leeds")
 
 
-def test_the_offline_carrier_prints_a_pdf_even_for_text_outside_latin_1() -> None:
-    parcel = Parcel("s-1", "заказ-1", ("Customer 顧客",), datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+def test_the_offline_carrier_sells_a_label_with_the_sender_and_no_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPPING_SENDER_ADDRESS", "Shop Ltd; Leeds")
+    parcel = Parcel("s-1", "order-1", ("Customer 7",), datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
     label = OFFLINE_CARRIER.purchase_label(parcel)
     assert is_valid_tracking_number(label.tracking_number)
-    assert label.content_type == "application/pdf" and label.document.startswith(b"%PDF-")
+    assert label.document is None and label.sender == ("Shop Ltd", "Leeds")
+    assert label.content_type == "application/pdf"
+
+
+def test_the_offline_carrier_prints_a_pdf_even_for_text_outside_latin_1() -> None:
+    parcel = Parcel("s-1", "заказ-1", ("Customer 顧客",), datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+    document = OFFLINE_CARRIER.print_label(LabelToPrint(parcel, "FC00000000000", ("Лавка",)))
+    assert document.startswith(b"%PDF-") and document.rstrip().endswith(b"%%EOF")
 
 
 def test_the_offline_carriers_journey() -> None:
