@@ -150,6 +150,7 @@ class OutboxRelay:
                     committed = None  # a busy stream of commits must not starve the sweep
                 if committed is None:
                     last_sweep = time.monotonic()
+                    committed = self._waiting_schemas(listener)
                 self.publish_pending(committed)
                 backoff = 0.5
                 if time.monotonic() - last_cleanup > 60:
@@ -180,6 +181,14 @@ class OutboxRelay:
             return None
         notified |= {note.payload for note in listener.notifies(timeout=0.001)}  # the ones that came meanwhile
         return notified & set(self.schemas)
+
+    def _waiting_schemas(self, conn: psycopg.Connection[tuple[Any, ...]]) -> set[str]:
+        """The schemas with unpublished rows, asked in one statement: a sweep of a quiet platform is one
+        round trip, not a transaction per schema."""
+        probes = " UNION ALL ".join(
+            f"SELECT '{schema}' WHERE EXISTS (SELECT 1 FROM {schema}.outbox WHERE published_at IS NULL)"
+            for schema in self.schemas)
+        return {row[0] for row in conn.execute(probes).fetchall()} if probes else set()
 
     def _recreate_topics(self) -> None:
         """A memory-only broker that restarted has lost its topics: create them again."""
