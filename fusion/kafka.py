@@ -89,7 +89,7 @@ def consumer(brokers: str, group: str, **overrides: Any) -> Consumer:
         "fetch.wait.max.ms": 25,
         "reconnect.backoff.max.ms": 1000,
         # The router's topic watcher follows the partitions; this refresh only finds moved leaders.
-        "topic.metadata.refresh.interval.ms": 10000,
+        "topic.metadata.refresh.interval.ms": 60000,
         "allow.auto.create.topics": False,
     }
     config.update(overrides)
@@ -125,8 +125,7 @@ def group_lag(brokers: str, groups: Iterable[str], timeout: float = 5.0) -> dict
 
     A group that committed nothing yet is left out (the Knative Kafka Broker creates a Trigger's group on
     its first delivery)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+    from confluent_kafka import ConsumerGroupTopicPartitions
 
     admin = admin_client(brokers)
     lags: dict[str, int] = {}
@@ -136,9 +135,17 @@ def group_lag(brokers: str, groups: Iterable[str], timeout: float = 5.0) -> dict
         committed = [part for part in future.result(timeout=timeout).topic_partitions if part.offset >= 0]
         if not committed:
             continue
-        newest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        latest = admin.list_offsets({TopicPartition(p.topic, p.partition): newest for p in committed},
-                                    request_timeout=timeout)
-        highs = {(part.topic, part.partition): f.result(timeout=timeout).offset for part, f in latest.items()}
+        highs = partition_ends(admin, [(p.topic, p.partition) for p in committed], timeout)
         lags[group] = sum(max(0, highs[(p.topic, p.partition)] - p.offset) for p in committed)
     return lags
+
+
+def partition_ends(admin: AdminClient, parts: Iterable[tuple[str, int]], timeout: float) -> dict[tuple[str, int], int]:
+    """Each partition's high-water mark (the offset its next record gets), in one request per broker."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+
+    newest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    futures = admin.list_offsets({TopicPartition(t, p): newest for t, p in parts}, request_timeout=timeout)
+    return {(part.topic, part.partition): int(future.result(timeout=timeout).offset)
+            for part, future in futures.items()}

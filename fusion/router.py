@@ -29,7 +29,7 @@ from fusion.auth import delivery_audience
 from fusion.binding import Event, from_kafka, now_iso, to_http
 from fusion.cron import Cron
 from fusion.dataplane import Attempt, Verdict, dead_letter, judge, reply_event
-from fusion.kafka import admin_client, consumer, ensure_topics, produce, producer
+from fusion.kafka import admin_client, consumer, ensure_topics, partition_ends, produce, producer
 from fusion.registry import Delivery, FunctionSpec
 from fusion.topics import DLQ_SUFFIX, PING_TYPE, all_topic_names, ping_source_address, topic, topic_for_type
 from fusion.wakeup import WakeListener
@@ -41,18 +41,17 @@ log = logging.getLogger("fusion.router")
 LANES = 8
 COMMIT_INTERVAL = 0.2
 TOPICS_CHECK_INTERVAL = 2.0  # at most one topic creation pass this often
-PARTITIONS_CHECK_INTERVAL = 0.5
+PARTITIONS_CHECK_INTERVAL = 2.0
 METADATA_TIMEOUT = 2.0
 LAG_INTERVAL = 1.0  # seconds between two measurements of a handler's consumer lag
 # With wake-ups (fusion.wakeup): a consumer that read nothing for QUIET_AFTER seconds, with nothing in flight,
 # parks its partitions (gives up their assignment, keeping its place), so it sends the broker no fetches,
-# until a wake-up names one of its topics; every LOOK_AGAIN seconds it fetches for LOOK_FOR seconds all the
-# same, for records whose publisher sent no wake-up. (librdkafka's pause and resume would do, but a resumed
-# partition is fetched again only after about half a second; one assigned again at once.)
+# until a wake-up names one of its topics. For records whose publisher sent no wake-up, the topic watcher
+# reads the ends of all partitions in one request each pass, and a parked consumer whose place is behind an
+# end resumes. (librdkafka's pause and resume would do, but a resumed partition is fetched again only after
+# about half a second; one assigned again at once.)
 QUIET_AFTER = 0.5
-LOOK_AGAIN = 10.0
-LOOK_FOR = 0.1
-PAUSED_WAIT = 1.0  # a paused consumer's loop (commits, lag) turns this often; a wake-up ends the wait at once
+PAUSED_WAIT = 5.0  # a paused consumer's loop (commits, ends) turns this often; a wake-up ends the wait at once
 
 
 @dataclass(frozen=True)
@@ -248,6 +247,12 @@ class TopicsSeen:
     losses: int = 0  # times the platform's topics were found missing and created again
 
 
+def behind(places: Mapping[tuple[str, int], int], ends: Mapping[tuple[str, int], int]) -> bool:
+    """Whether a partition holds a record past the place its consumer reads next (a place below 0 is the
+    partition's start: behind once the partition holds anything)."""
+    return any(ends.get(part, 0) > max(place, 0) for part, place in places.items())
+
+
 def missing_topics(topics: Mapping[str, Any], names: Iterable[str]) -> list[str]:
     """The topics of `names` the broker does not have: absent or unknown to it. Another error (a leader not
     elected yet) passes, and the topic is still there."""
@@ -271,8 +276,9 @@ class TopicRestorer:
     once they are missing.
 
     One listing every PARTITIONS_CHECK_INTERVAL seconds serves every consumer: it is published as `seen`,
-    whose generation moves when a partition count or `losses` changes. A memory-only broker (the embedded
-    one) forgets its topics and groups when it restarts. They are created here at once, with the partitions
+    whose generation moves when a partition count or `losses` changes, and the partitions' ends as `ends`.
+    A memory-only broker (the embedded one) forgets its topics and groups when it restarts. They are
+    created here at once, with the partitions
     `fusion topics create` gives them (not the broker's auto-created count), and counted in `losses`: each
     consumer then reads its partitions again from their start (the lost broker's positions are gone).
     """
@@ -282,6 +288,7 @@ class TopicRestorer:
         self.stop = stop
         self.names = all_topic_names()
         self.seen = TopicsSeen()
+        self.ends: Mapping[tuple[str, int], int] = MappingProxyType({})  # partition -> high-water mark
         self.last_pass = -TOPICS_CHECK_INTERVAL
         self.thread = threading.Thread(target=self._watch, name="topic-watcher", daemon=True)
 
@@ -309,6 +316,16 @@ class TopicRestorer:
         counts = partition_counts(topics, self.seen.partitions)
         if counts != self.seen.partitions or losses != self.seen.losses:
             self.seen = TopicsSeen(self.seen.generation + 1, MappingProxyType(counts), losses)
+        self._read_ends(admin, counts)
+
+    def _read_ends(self, admin: Any, counts: Mapping[str, int]) -> None:
+        from confluent_kafka import KafkaException
+
+        parts = [(name, part) for name, count in counts.items() if name in self.names for part in range(count)]
+        try:
+            self.ends = MappingProxyType(partition_ends(admin, parts, METADATA_TIMEOUT))
+        except KafkaException as exc:
+            log.debug("ends of the partitions not read: %s", exc)
 
     def _list(self, admin: Any) -> Mapping[str, Any] | None:
         from confluent_kafka import KafkaException
@@ -401,10 +418,8 @@ class HandlerConsumer:
                         followed, from_start = seen.generation, False
                         quiet_at = self._resume(kafka, assigned, QUIET_AFTER)
                 if self.paused:
-                    if self.woken.wait(PAUSED_WAIT):
+                    if self.woken.wait(PAUSED_WAIT) or behind(self._places(assigned), self.restorer.ends):
                         quiet_at = self._resume(kafka, assigned, QUIET_AFTER)
-                    elif time.monotonic() >= quiet_at:
-                        quiet_at = self._resume(kafka, assigned, LOOK_FOR)
                     message = kafka.poll(0)  # its callbacks; a record still queued is delivered, never dropped
                     if message is not None:
                         self._dispatch(message)
@@ -434,13 +449,16 @@ class HandlerConsumer:
         self.woken.set()
 
     def _pause(self, kafka: Any, assigned: set[tuple[str, int]]) -> float:
-        """Park its partitions until woken; when it looks again on its own."""
+        """Park its partitions until woken, or until the topic watcher sees records past its place."""
         from confluent_kafka import TopicPartition
 
         self._measure_lag(kafka)  # the last figure until it fetches again: parked, it reads no high-water marks
         kafka.incremental_unassign([TopicPartition(t, p) for t, p in sorted(assigned)])
         self.paused = True
-        return time.monotonic() + LOOK_AGAIN
+        return time.monotonic() + QUIET_AFTER
+
+    def _places(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return {part: self.next_offsets.get(part, -1) for part in assigned}
 
     def _resume(self, kafka: Any, assigned: set[tuple[str, int]], for_seconds: float) -> float:
         """Fetch again, each partition from where it stopped; when it may park next. A wake-up sent before this
@@ -696,6 +714,8 @@ class Router:
 
     def close(self) -> None:
         self.stop.set()
+        for handler in self.consumers:
+            handler.woken.set()  # a parked consumer's wait ends at once, so it sees `stop`
         for handler in self.consumers:
             handler.join(5)
         self.restorer.join(5)

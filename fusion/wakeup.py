@@ -5,8 +5,8 @@ consumers fetch with a short wait, and twenty-odd consumers fetching forty times
 busy while nobody shops. With FUSION_ROUTER_WAKE_ADDRESS set the router pauses a consumer whose topics
 went quiet, and whoever publishes sends it one datagram naming the topics once the broker acknowledged
 the records: the relay after each batch, `fusion dlq replay`, the router itself after its replies. The
-consumers of those topics resume at once. A wake-up lost costs latency, never an event: a paused
-consumer looks again every few seconds on its own.
+consumers of those topics resume at once. A wake-up lost costs latency, never an event: the router's
+topic watcher reads the ends of all partitions every few seconds, and a paused consumer behind one resumes.
 """
 
 from __future__ import annotations

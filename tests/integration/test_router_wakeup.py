@@ -35,23 +35,33 @@ def paused(router: Router) -> bool:
     return all(handler.paused for handler in router.consumers)
 
 
-def test_a_quiet_consumer_pauses_and_a_wake_up_delivers_at_once(waking_router: Any) -> None:
+def test_a_quiet_consumer_pauses_and_a_wake_up_delivers_at_once(waking_router: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     router, sub, address = waking_router
+    monkeypatch.setattr(router_module, "behind", lambda _places, _ends: False)  # only the wake-up resumes it
     wait_for(lambda: paused(router))
     event = send(router.restorer.brokers, released(f"woken-{uuid.uuid4()}"))
     WakeSender(wake_address({"FUSION_ROUTER_WAKE_ADDRESS": address})).published([TOPIC])
-    wait_for(lambda: sub.ids(event.subject) == [event.id], timeout=router_module.LOOK_AGAIN / 2)
+    wait_for(lambda: sub.ids(event.subject) == [event.id], timeout=30)
     wait_for(lambda: paused(router))  # and quiet again after it
 
 
-def test_a_record_nobody_announced_is_delivered_when_the_consumer_looks_again(
-    waking_router: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_record_nobody_announced_is_delivered_once_the_watcher_sees_the_partition_grow(
+    waking_router: Any,
 ) -> None:
     router, sub, _ = waking_router
-    monkeypatch.setattr(router_module, "LOOK_AGAIN", 1.0)
     wait_for(lambda: paused(router))
     event = send(router.restorer.brokers, released(f"unannounced-{uuid.uuid4()}"))
     wait_for(lambda: sub.ids(event.subject) == [event.id], timeout=30)
+    wait_for(lambda: paused(router))
+
+
+def test_a_parked_place_is_behind_only_when_the_partition_holds_more() -> None:
+    assert not router_module.behind({("t", 0): 5}, {("t", 0): 5})
+    assert router_module.behind({("t", 0): 5}, {("t", 0): 6})
+    assert not router_module.behind({("t", 0): -2}, {("t", 0): 0})  # from the start of an empty partition
+    assert router_module.behind({("t", 0): -2}, {("t", 0): 1})
+    assert not router_module.behind({("t", 1): 3}, {})  # an end not read yet wakes nobody
 
 
 def test_a_wake_up_for_other_topics_leaves_the_consumer_paused(waking_router: Any) -> None:
