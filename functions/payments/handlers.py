@@ -65,7 +65,7 @@ log = logging.getLogger("functions.payments")
 RECONCILE_AFTER_ENV = "PAYMENTS_RECONCILE_AFTER_SECONDS"
 DEFAULT_RECONCILE_AFTER_SECONDS = 60
 BATCH = 50
-CHECK_EVERY_SECONDS = 1.0
+CHECK_EVERY_SECONDS = 2.0
 
 CLOSING_EVENTS: dict[str, tuple[type[OrderCancelled | OrderFailed | OrderExpired], str]] = {
     topic("order.cancelled").type: (OrderCancelled, "cancelled"),
