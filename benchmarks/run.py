@@ -27,7 +27,7 @@ import psutil
 import psycopg
 from psycopg.rows import namedtuple_row
 
-from benchmarks import ceiling, charts, cpu, verify_scale
+from benchmarks import ceiling, charts, cpu, startup, verify_scale
 from benchmarks.slow_stripe import bench_slow_stripe
 from fusion.auth import STAFF_SCOPES, TokenVerifier
 from fusion.config import DEFAULT_AUDIENCE
@@ -350,7 +350,8 @@ def wait_for_first_answer(port: int) -> None:
 
 
 def bench_cold_start(env: dict[str, str], runs: int = 5) -> None:
-    starts, memory = [], []
+    startup.compile_bytecode(ROOT)  # as the image is built: a container never writes bytecode
+    starts, summed, distinct = [], [], []
     for n in range(runs):
         cold_port = 3990 - n
         started = time.perf_counter()
@@ -359,18 +360,27 @@ def bench_cold_start(env: dict[str, str], runs: int = 5) -> None:
             wait_for_first_answer(cold_port)
             starts.append((time.perf_counter() - started) * 1000)
             tree = psutil.Process(process.pid)
-            memory.append(sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)]) / 2**20)
+            processes = [tree, *tree.children(recursive=True)]
+            summed.append(startup.rss_mb(processes))
+            distinct.append(startup.distinct_resident_mb(processes))
         finally:
             process.terminate()
             process.wait(10)
+    framework = startup.import_ms(ROOT, "functions_framework")
+    function = startup.import_ms(ROOT, "functions_framework, functions.catalog.main")
     report("cold start: process start -> first 2xx", "<= 250 ms",
            f"median {statistics.median(starts):7.1f} ms   max {max(starts):7.1f} ms   (n={runs})")
+    report("  of which importing functions-framework", "-", f"{framework:7.1f} ms (a fresh interpreter, median of 5)")
+    report("  of which importing the catalog's modules", "-", f"{function - framework:7.1f} ms")
+    target("cold start, median of 5", "<= 250 ms", f"{statistics.median(starts):.0f} ms "
+           f"(imports: framework {framework:.0f}, ours {function - framework:.0f})", statistics.median(starts) <= 250)
+    measured = [mb for mb in distinct if mb is not None]
+    once = f"{statistics.median(measured):7.1f} MB" if len(measured) == runs else "not readable (needs root)"
     report("memory of one function after its first request", "<= 70 MB RSS",
-           f"median {statistics.median(memory):7.1f} MB   max {max(memory):7.1f} MB")
-    target("cold start, median of 5", "<= 250 ms", f"{statistics.median(starts):.0f} ms",
-           statistics.median(starts) <= 250)
-    target("memory of one function", "<= 70 MB RSS", f"{statistics.median(memory):.0f} MB",
-           statistics.median(memory) <= 70)
+           f"{once} resident, each page once   (arbiter + worker RSS summed: {statistics.median(summed):.1f} MB)")
+    figure = statistics.median(measured) if len(measured) == runs else statistics.median(summed)
+    target("memory of one function", "<= 70 MB RSS", f"{figure:.0f} MB (RSS summed: {statistics.median(summed):.0f})",
+           figure <= 70)
 
 
 def median_interval(samples: list[float], rounds: int = 2000) -> tuple[float, float, float]:
