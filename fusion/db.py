@@ -153,14 +153,22 @@ class Pool:
             self._slots.release()
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection for reads; whatever it did is rolled back when the block ends."""
+    def connect(self, snapshot: bool = False) -> Iterator[Connection]:
+        """A connection for reads. Each statement runs on its own (autocommit): under READ COMMITTED a
+        transaction would give every statement its own snapshot all the same, and costs a BEGIN and a
+        ROLLBACK round trip. With `snapshot`, every statement of the block reads one moment (a REPEATABLE
+        READ, READ ONLY transaction, rolled back when the block ends)."""
         raw = self._checkout()
         try:
+            if snapshot:
+                raw.isolation_level, raw.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+            else:
+                raw.autocommit = True
             yield Connection(raw)
         finally:
             if not raw.closed:
                 _quietly_roll_back(raw)
+                _as_for_transactions(raw)
             self._checkin(raw)
 
     @contextmanager
@@ -181,6 +189,14 @@ class Pool:
             idle, self._idle = self._idle, []
         for raw, _ in idle:
             raw.close()
+
+
+def _as_for_transactions(raw: psycopg.Connection[Any]) -> None:
+    """Back to what `Pool.begin` expects: transactions at the server's default isolation, read-write."""
+    try:
+        raw.autocommit, raw.isolation_level, raw.read_only = False, None, None
+    except psycopg.Error:
+        raw.close()
 
 
 def _quietly_roll_back(raw: psycopg.Connection[Any]) -> None:

@@ -101,26 +101,28 @@ class UnitOfWork:
     def flush_outbox(self) -> None:
         if not self.events:
             return
+        # One round trip: a data-modifying WITH runs to completion whether or not the query reads it.
         self.execute(
-            f"INSERT INTO {self.schema}.outbox (event_id, topic, key, attributes, payload) "
+            f"WITH written AS (INSERT INTO {self.schema}.outbox (event_id, topic, key, attributes, payload) "
             "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), CAST(:keys AS text[]), "
-            "CAST(:attributes AS jsonb[]), CAST(:payloads AS bytea[]))",
+            f"CAST(:attributes AS jsonb[]), CAST(:payloads AS bytea[]))) SELECT pg_notify('{OUTBOX_CHANNEL}', :schema)",
             {
                 "ids": [e.id for e in self.events],
                 "topics": [topic_for_type(e.type).name for e in self.events],
                 "keys": [e.partition_key for e in self.events],
                 "attributes": [json.dumps(dict(e.attributes)) for e in self.events],
                 "payloads": [e.data for e in self.events],
+                "schema": self.schema,
             },
         )
-        self.execute(f"SELECT pg_notify('{OUTBOX_CHANNEL}', :schema)", {"schema": self.schema})
         self.events.clear()
 
 
 @contextmanager
-def reading(service: str) -> Iterator[UnitOfWork]:
-    """A unit of work for reads: nothing it does is committed, and it publishes nothing."""
-    with pool().connect() as conn:
+def reading(service: str, snapshot: bool = False) -> Iterator[UnitOfWork]:
+    """A unit of work for reads: nothing it does is committed, and it publishes nothing. With `snapshot`,
+    all its statements see the same moment."""
+    with pool().connect(snapshot) as conn:
         yield UnitOfWork(service, conn)
 
 

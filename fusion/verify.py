@@ -140,7 +140,7 @@ def violations(conn: Connection | None = None, limits: Limits | None = None) -> 
     params = (limits or Limits.from_settings()).params()
     if conn is not None:
         return _run(conn, params)
-    with pool().connect() as own:
+    with pool().connect(snapshot=True) as own:  # every check reads the same moment
         return _run(own, params)
 
 

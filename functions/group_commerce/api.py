@@ -142,9 +142,7 @@ def list_campaigns(request: flask.Request, params: dict[str, str]) -> flask.Resp
 def get_campaign(request: flask.Request, params: dict[str, str]) -> flask.Response:
     """One campaign with its participants, in the order they joined."""
     campaign_id = path_uuid(params, "id", "campaign")
-    with reading(SERVICE) as db:
-        # One snapshot, so the participants match actualParticipants.
-        store.read_one_snapshot(db)
+    with reading(SERVICE, snapshot=True) as db:  # so the participants match actualParticipants
         row = store.find_campaign(db, campaign_id)
         if row is None:
             raise NotFound("campaign", params["id"])

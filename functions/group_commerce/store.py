@@ -185,11 +185,6 @@ def campaign_page(db: Sql, page: Page, *, status: str | None,
     return listing.fetch(db, page, CampaignRow)
 
 
-def read_one_snapshot(db: Sql) -> None:
-    """Make every later read of this (fresh, read-only) transaction see the same moment."""
-    db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-
-
 # seats
 
 
