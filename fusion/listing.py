@@ -32,6 +32,7 @@ class Listing:
     table: str
     columns: str
     order_by: str
+    key: str = "id"  # the table's unique column, which a deep page is found by
     clauses: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
 
@@ -42,8 +43,14 @@ class Listing:
 
     def statement(self, page: Page) -> tuple[str, dict[str, Any]]:
         where = (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
-        sql = f"SELECT {self.columns} FROM {self.table}{where} ORDER BY {self.order_by} LIMIT :limit OFFSET :offset"
-        return sql, {**self.values, "limit": page.limit, "offset": page.offset}
+        values = {**self.values, "limit": page.limit, "offset": page.offset}
+        if page.offset == 0:
+            return f"SELECT {self.columns} FROM {self.table}{where} ORDER BY {self.order_by} LIMIT :limit", values
+        # A deep page skips its offset on the keys alone (an index-only scan of the ordering index once the
+        # table is vacuumed) and reads only its own rows: OFFSET over whole rows visits every skipped one.
+        keys = f"SELECT {self.key} FROM {self.table}{where} ORDER BY {self.order_by} LIMIT :limit OFFSET :offset"
+        return (f"SELECT {self.columns} FROM {self.table} JOIN ({keys}) AS page USING ({self.key}) "
+                f"ORDER BY {self.order_by}"), values
 
     def fetch(self, db: Sql, page: Page, kind: type[T]) -> list[T]:
         """One page, as rows of `kind`."""

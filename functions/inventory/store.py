@@ -54,7 +54,7 @@ def find_stock(db: Sql, sku: str) -> StockRow | None:
 
 def list_stock(db: Sql, page: Page, sku: str | None) -> list[StockRow]:
     """The page `limit`/`offset` of `page` ask for, in sku order; only `sku` when given."""
-    listing = Listing("inventory.stock", COLUMNS, order_by="sku")
+    listing = Listing("inventory.stock", COLUMNS, order_by="sku", key="sku")
     if sku:
         listing.where("sku = :sku", sku=sku)
     return listing.fetch(db, page, StockRow)

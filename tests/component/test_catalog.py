@@ -89,6 +89,18 @@ def test_empty_catalog_lists_an_empty_array(catalog: FlaskClient) -> None:
     assert response.status_code == 200 and response.get_json() == []
 
 
+def test_deep_pages_list_every_product_once_in_order_whole(catalog: FlaskClient) -> None:
+    for n in range(23):
+        catalog.post("/products", json={**PRODUCT, "sku": f"P-{n:02}", "category": "kitchen" if n % 3 else "garden"})
+    whole = catalog.get("/products?limit=200").get_json()
+    paged = [product for offset in range(0, 30, 5)
+             for product in catalog.get(f"/products?limit=5&offset={offset}").get_json()]
+    assert [p["sku"] for p in whole] == [f"P-{n:02}" for n in range(23)]
+    assert paged == whole  # every field of every row, not only the keys the deep pages are found by
+    kitchen = [p["sku"] for p in whole if p["category"] == "kitchen"]
+    assert [p["sku"] for p in catalog.get("/products?category=kitchen&limit=4&offset=3").get_json()] == kitchen[3:7]
+
+
 def test_listing_filters_and_pages(catalog: FlaskClient) -> None:
     items = [("A", "Red mug", "kitchen", 5), ("B", "Blue mug", "kitchen", 15), ("C", "Red shirt", "apparel", 25)]
     for sku, name, category, price in items:
