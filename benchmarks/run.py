@@ -90,6 +90,18 @@ def report_load(when: str) -> None:
           flush=True)
 
 
+def report_machine_speed(rounds: int = 5) -> None:
+    """CPU time of a fixed pure-Python loop (best of `rounds`): two runs' figures compare only as far as
+    their machines ran this alike (shared hosts differ from day to day)."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        sum(n * n for n in range(2_000_000))
+        best = min(best, time.process_time() - started)
+    print(f"machine speed: a fixed pure-Python loop (2 million squares summed) took {best * 1000:.0f} ms of CPU "
+          "(best of 5; lower is faster)", flush=True)
+
+
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
     cut = statistics.quantiles(ordered, n=100, method="inclusive")
@@ -499,6 +511,7 @@ def bench_platform() -> Iterator[Platform]:
 
 def main() -> int:
     report_load("load average before the run")
+    report_machine_speed()
     with bench_platform() as platform:
         report_metrics()
         timed("measuring the idle platform", lambda: bench_idle(platform))
