@@ -115,7 +115,8 @@ def download_label(ship: FlaskClient, shipment_id: str) -> bytes:
 def pdf_text(pdf: bytes) -> str:
     """The PDF's content streams, inflated, as text (enough to find what was printed)."""
     streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
-    return "".join(zlib.decompressobj().decompress(stream).decode("latin-1") for stream in streams if stream[:1] == b"x")
+    inflated = (zlib.decompressobj().decompress(stream) for stream in streams if stream[:1] == b"x")
+    return "".join(text.decode("latin-1") for text in inflated)
 
 
 # shipments
