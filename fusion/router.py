@@ -278,9 +278,9 @@ class TopicRestorer:
     One listing every PARTITIONS_CHECK_INTERVAL seconds serves every consumer: it is published as `seen`,
     whose generation moves when a partition count or `losses` changes, and the partitions' ends as `ends`.
     A memory-only broker (the embedded one) forgets its topics and groups when it restarts. They are
-    created here at once, with the partitions
-    `fusion topics create` gives them (not the broker's auto-created count), and counted in `losses`: each
-    consumer then reads its partitions again from their start (the lost broker's positions are gone).
+    created here at once, with the partitions `fusion topics create` gives them (not the broker's
+    auto-created count), and counted in `losses`: each consumer then reads its partitions again from their
+    start (the lost broker's positions are gone).
     """
 
     def __init__(self, brokers: str, stop: threading.Event):
@@ -433,7 +433,7 @@ class HandlerConsumer:
                         self.woken.clear()
                         quiet_at = time.monotonic() + QUIET_AFTER
                     elif self.pauses and assigned and time.monotonic() >= quiet_at and not self.tracker.busy():
-                        quiet_at = self._pause(kafka, assigned)
+                        self._pause(kafka, assigned)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL:
                     self._commit(kafka)
                     last_commit = time.monotonic()
@@ -448,14 +448,13 @@ class HandlerConsumer:
         """Records arrived on one of its topics (a wake-up, acknowledged by the broker before it was sent)."""
         self.woken.set()
 
-    def _pause(self, kafka: Any, assigned: set[tuple[str, int]]) -> float:
+    def _pause(self, kafka: Any, assigned: set[tuple[str, int]]) -> None:
         """Park its partitions until woken, or until the topic watcher sees records past its place."""
         from confluent_kafka import TopicPartition
 
         self._measure_lag(kafka)  # the last figure until it fetches again: parked, it reads no high-water marks
         kafka.incremental_unassign([TopicPartition(t, p) for t, p in sorted(assigned)])
         self.paused = True
-        return time.monotonic() + QUIET_AFTER
 
     def _places(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         return {part: self.next_offsets.get(part, -1) for part in assigned}
