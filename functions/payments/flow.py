@@ -238,8 +238,16 @@ def finish_start(payment: Payment, uow: UnitOfWork) -> Payment:
 
 
 def look_up_in_stripe(payment: DuePayment) -> PaymentCheck:
-    """The final outcome Stripe shows for a pending payment's intent (asked outside any transaction)."""
+    """The final outcome Stripe shows for a pending payment's intent (asked outside any transaction).
+
+    With auto-confirmation, an intent holding its test card but never confirmed (its starter died between
+    attaching it and charging it, and a redelivery finds the payment started) is charged now."""
     intent = gateway.retrieve_intent(payment.provider_payment_id)
+    if intent.status == "requires_confirmation" and gateway.auto_confirm_enabled():
+        try:
+            intent = gateway.confirm_intent(intent.id)
+        except gateway.PaymentDeclined:
+            intent = gateway.retrieve_intent(intent.id)  # its last_payment_error says why
     return PaymentCheck(payment.id, intent_outcome(intent.id, intent.status, intent.last_error, intent.order_id))
 
 

@@ -27,7 +27,7 @@ from stripe_fixtures import (  # noqa: F401 - fixtures
 )
 from support import Tokens, deliver, free_port
 
-from functions.payments import store
+from functions.payments import flow, store
 from functions.payments.gateway import reset_stripe_client, stripe_client
 from fusion import config, db
 from fusion.binding import Event, new_event
@@ -583,6 +583,25 @@ def test_a_dropped_webhook_is_made_up_by_the_scheduled_check_within_seconds(pay:
         assert conn.execute("SELECT next_check_at IS NULL AND checked_at IS NOT NULL FROM payments.payments "
                             "WHERE order_id = :id", {"id": order_id}).scalar() is True
     assert deliver(pay, "reconcile-payments", ping()) == 204
+    assert [e["orderId"] for e in outbox("payment.succeeded")] == [order_id]
+
+
+def test_a_test_card_its_dying_starter_left_unconfirmed_is_charged_by_the_scheduled_check(
+        pay: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    order_id = str(uuid.uuid4())
+    assert deliver(pay, "record-order-for-payment", order_created(order_id)) == 204
+
+    def dies(*_args: Any) -> Any:
+        raise RuntimeError("the process died after attaching the intent")
+
+    with monkeypatch.context() as dying:
+        dying.setattr(flow, "_confirm_with_test_card", dies)
+        assert deliver(pay, "start-payment", inventory_reserved(order_id)) == 500
+    assert deliver(pay, "start-payment", inventory_reserved(order_id)) == 204  # the redelivery finds it started
+    assert [intent.status for intent in intents_of(order_id)] == ["requires_confirmation"]
+    took = wait_for_status(pay, order_id, "succeeded", timeout=30)
+    print(f"charged and settled {took:.1f} s after its starter died")
+    assert [intent.status for intent in intents_of(order_id)] == ["succeeded"]
     assert [e["orderId"] for e in outbox("payment.succeeded")] == [order_id]
 
 
